@@ -1,0 +1,142 @@
+"""``picscore`` — the command line. Thin by design: parse, build configuration, call in.
+
+Sub-commands:
+
+* ``picscore serve``  — the embedded OSS-compatible server over a local directory;
+* ``picscore score``  — score local image files without a server (JSON lines);
+* ``picscore demo``   — build the bundled demo bucket, serve it, score it through the SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the embedded OSS-compatible server over a local directory",
+                       description="Serve the Alibaba Cloud OSS API over a local directory: each "
+                       "directory under --root is a bucket. Requests must be signed (V4 or V1, header or "
+                       "presigned) with a key from --credentials, or from OSS_ACCESS_KEY_ID / "
+                       "OSS_ACCESS_KEY_SECRET when no file is given.")
+    p.add_argument("--root", required=True, type=Path, help="directory whose sub-directories are buckets")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", default=9000, type=int, help="port (default 9000; 0 picks a free one)")
+    p.add_argument("--credentials", type=Path, help="file of ACCESS_KEY_ID:SECRET lines")
+    p.add_argument("--service-host", default="oss-test.localhost",
+                   help="virtual-hosted style: <bucket>.<service-host> addresses a bucket")
+    p.add_argument("--region", default="cn-hangzhou", help="region reported in bucket info")
+    p.add_argument("--workers", type=int, help="scoring processes (default: CPU count)")
+    p.add_argument("--backlog", type=int,
+                   help="images allowed to wait for a scoring process before 503 CpuLimitExceeded "
+                   "(default 4 per worker)")
+    p.add_argument("--faults", default="", help="fault injection, e.g. 'latency=50-200ms,503=0.1,429=0.05,"
+                   "reset=0.02,slow-body=64KiB/s,scope=score,seed=7' (default: none)")
+    p.add_argument("--fake-score-latency", metavar="DURATION",
+                   help="client-benchmark mode: answer image/score after DURATION (e.g. 20ms) without "
+                   "decoding or scoring")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .observability.logging import configure_logging
+    from .server.app import ServerConfig, serve
+    from .server.credentials import CredentialsError, load_credentials
+    from .server.faults import parse_duration, parse_faults
+
+    try:
+        credentials = load_credentials(args.credentials)
+        faults = parse_faults(args.faults)
+        fake = parse_duration(args.fake_score_latency) if args.fake_score_latency else None
+    except (CredentialsError, ValueError) as exc:
+        print(f"picscore serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    root = args.root
+    if not root.is_dir():
+        print(f"picscore serve: --root {root} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(args.log_level, secrets=list(credentials.values()))
+    config = ServerConfig(root=root, credentials=credentials, host=args.host, port=args.port,
+                          service_host=args.service_host or None, region=args.region,
+                          workers=args.workers, backlog=args.backlog, faults=faults,
+                          fake_score_latency_s=fake)
+
+    def announce(host: str, port: int) -> None:
+        print(f"picscore serve: listening on http://{host}:{port} (root {root.resolve()})", flush=True)
+
+    return _run_until_signal(serve(config, on_ready=announce))
+
+
+def _run_until_signal(coro) -> int:
+    """Run ``coro`` until SIGINT/SIGTERM, then cancel it and let it clean up."""
+
+    async def runner() -> None:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(runner())
+    return EXIT_OK
+
+
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score local image files and folders (JSON lines, no server)")
+    p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--explain", action="store_true", help="name the weakest dimensions in words")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.set_defaults(func=_cmd_score)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .score_command import run_score
+
+    return run_score(args.paths, out=sys.stdout, err=sys.stderr,
+                     progress=False if args.no_progress else None, explain=args.explain)
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="serve the bundled demo bucket and score it through the OSS SDK")
+    p.add_argument("--root", type=Path, default=Path("var/demo-root"),
+                   help="where to build the demo bucket (default var/demo-root)")
+    p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.walkthrough import run_demo
+
+    return run_demo(args.root, port=args.port, out=sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="picscore", description="Audit the visual quality of image libraries in object storage.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(sub)
+    _add_score(sub)
+    _add_demo(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,371 @@
+"""One coroutine per OSS operation. Each takes a :class:`Call` and returns a response or raises
+:class:`OSSError`; authentication, request ids, fault injection and error rendering happen
+around them in :mod:`worker.server.app`.
+
+File-system work runs in threads (``asyncio.to_thread``) and scoring in the process pool, so
+the event loop only ever moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Awaitable, Callable
+from urllib.parse import parse_qsl
+from xml.etree import ElementTree
+
+from aiohttp import web
+
+from . import xmlbody
+from .errors import OSSError
+from .listing import decode_token, list_page, parse_max_keys
+from .process import MAX_SCORE_BYTES, SCORE, parse_process
+from .scoring import Scorer
+from .storage import LocalStore, ObjectMeta
+
+__all__ = ["Call", "Operations"]
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_MAX_DELETE_KEYS = 1000
+
+
+@dataclass
+class Call:
+    """Everything an operation needs to know about the request in front of it."""
+
+    request: web.Request
+    request_id: str
+    bucket: str | None
+    key: str | None
+    query: dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.request.headers.get(name, default).strip()
+
+
+def _object_headers(meta: ObjectMeta) -> dict[str, str]:
+    headers = {
+        "Content-Type": meta.content_type,
+        "ETag": meta.etag,
+        "Last-Modified": formatdate(meta.last_modified, usegmt=True),
+        "x-oss-object-type": "Normal",
+        "x-oss-storage-class": "Standard",
+        "Accept-Ranges": "bytes",
+    }
+    headers.update({f"x-oss-meta-{name}": value for name, value in meta.user_meta.items()})
+    return headers
+
+
+def _xml(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/xml")
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``bytes=a-b`` / ``a-`` / ``-n`` → (start, length); None for absent or unusable ranges.
+
+    OSS serves the whole object when the Range is invalid or unsatisfiable, unless the client
+    asks for standard behaviour with ``x-oss-range-behavior: standard`` (then 416).
+    """
+    match = _RANGE_RE.match(header.replace(" ", ""))
+    if not match or (not match[1] and not match[2]):
+        return None
+    if not match[1]:
+        suffix = int(match[2])
+        if suffix == 0 or size == 0:
+            return None
+        start = max(size - suffix, 0)
+        return start, size - start
+    start = int(match[1])
+    end = int(match[2]) if match[2] else size - 1
+    if start >= size or end < start:
+        return None
+    return start, min(end, size - 1) - start + 1
+
+
+def _precondition(call: Call, meta: ObjectMeta) -> int | None:
+    """Evaluate If-Match / If-None-Match / If-(Un)Modified-Since: 412, 304 or None."""
+    if_match = call.header("If-Match")
+    if if_match and if_match.strip('"').upper() != meta.etag.strip('"'):
+        return 412
+    if_none = call.header("If-None-Match")
+    if if_none and if_none.strip('"').upper() == meta.etag.strip('"'):
+        return 304
+    for name, status in (("If-Unmodified-Since", 412), ("If-Modified-Since", 304)):
+        value = call.header(name)
+        if not value:
+            continue
+        try:
+            when = parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError):
+            continue
+        modified = int(meta.last_modified) > when
+        if (status == 412 and modified) or (status == 304 and not modified):
+            return status
+    return None
+
+
+class Operations:
+    """The OSS operations the embedded server implements, bound to one store and one scorer."""
+
+    def __init__(self, store: LocalStore, scorer: Scorer, region: str) -> None:
+        self.store = store
+        self.scorer = scorer
+        self.region = region
+
+    def pick(self, call: Call) -> Callable[[Call], Awaitable[web.StreamResponse]]:
+        """Route by method, addressing level and sub-resource (the OSS API's own dispatch)."""
+        method, q = call.request.method, call.query
+        if call.bucket is None:
+            if method == "GET":
+                return self.list_buckets
+        elif not call.key:
+            if method == "PUT" and not q:
+                return self.put_bucket
+            if method == "GET":
+                if "bucketInfo" in q:
+                    return self.get_bucket_info
+                if "location" in q:
+                    return self.get_bucket_location
+                if q.get("list-type") == "2":
+                    return self.list_objects_v2
+                if not set(q) - {"prefix", "marker", "max-keys", "delimiter", "encoding-type"}:
+                    return self.list_objects_v1
+            if method == "POST" and "delete" in q:
+                return self.delete_multiple
+        else:
+            if method == "GET" and "x-oss-process" in q:
+                return self.process_object
+            if method == "POST" and "x-oss-process" in q:
+                return self.process_object_post
+            if method == "GET" and not set(q) - _GET_OBJECT_PARAMS:
+                return self.get_object
+            if method == "HEAD":
+                return self.get_object_meta if "objectMeta" in q else self.head_object
+            if method == "PUT" and not q and "x-oss-copy-source" not in call.request.headers:
+                return self.put_object
+            if method == "DELETE" and not q:
+                return self.delete_object
+        return self.not_implemented
+
+    async def not_implemented(self, call: Call) -> web.StreamResponse:
+        what = " ".join(filter(None, [call.request.method, "/".join(filter(None, [call.bucket, call.key])),
+                                      ",".join(sorted(call.query))]))
+        raise OSSError(501, "NotImplemented", f"picscore serve does not implement this operation ({what[:200]}).")
+
+    # -- service and bucket ---------------------------------------------------------------
+    async def list_buckets(self, call: Call) -> web.StreamResponse:
+        buckets = await asyncio.to_thread(self.store.list_buckets)
+        return _xml(xmlbody.list_buckets(buckets, self.region))
+
+    async def put_bucket(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None
+        created = await asyncio.to_thread(self.store.create_bucket, call.bucket)
+        if not created:
+            raise OSSError(409, "BucketAlreadyExists", "The requested bucket name is not available.",
+                           "0015-00000104", {"BucketName": call.bucket})
+        return web.Response(status=200, headers={"Location": f"/{call.bucket}"})
+
+    async def get_bucket_info(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None
+        await asyncio.to_thread(self.store.require_bucket, call.bucket)
+        created = await asyncio.to_thread(self.store.bucket_created, call.bucket)
+        return _xml(xmlbody.bucket_info(call.bucket, created, self.region))
+
+    async def get_bucket_location(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None
+        await asyncio.to_thread(self.store.require_bucket, call.bucket)
+        return _xml(xmlbody.bucket_location(self.region))
+
+    def _encoding(self, call: Call) -> str:
+        encoding = call.query.get("encoding-type", "")
+        if encoding not in ("", "url"):
+            raise OSSError.invalid_argument("encoding-type must be url.", ArgumentName="encoding-type")
+        return encoding
+
+    async def list_objects_v1(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None
+        q = call.query
+        prefix, marker, delimiter = q.get("prefix", ""), q.get("marker", ""), q.get("delimiter", "")
+        max_keys, encoding = parse_max_keys(q.get("max-keys")), self._encoding(call)
+        page = await asyncio.to_thread(list_page, self.store, call.bucket, prefix=prefix,
+                                       delimiter=delimiter, start_after=marker, max_keys=max_keys)
+        return _xml(xmlbody.list_objects_v1(call.bucket, page, prefix=prefix, marker=marker,
+                                            max_keys=max_keys, delimiter=delimiter, encoding_type=encoding))
+
+    async def list_objects_v2(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None
+        q = call.query
+        prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+        token, start_after = q.get("continuation-token", ""), q.get("start-after", "")
+        max_keys, encoding = parse_max_keys(q.get("max-keys")), self._encoding(call)
+        resume_after = max(decode_token(token), start_after) if token else start_after
+        page = await asyncio.to_thread(list_page, self.store, call.bucket, prefix=prefix,
+                                       delimiter=delimiter, start_after=resume_after, max_keys=max_keys)
+        return _xml(xmlbody.list_objects_v2(
+            call.bucket, page, prefix=prefix, start_after=start_after, continuation_token=token,
+            max_keys=max_keys, delimiter=delimiter, encoding_type=encoding,
+            fetch_owner=q.get("fetch-owner", "").lower() == "true"))
+
+    async def delete_multiple(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None
+        await asyncio.to_thread(self.store.require_bucket, call.bucket)
+        body = await call.request.read()
+        keys, quiet = _parse_delete_body(body)
+        deleted = []
+        for key in keys:
+            await asyncio.to_thread(self.store.delete, call.bucket, key)
+            deleted.append(key)
+        return _xml(xmlbody.delete_result([] if quiet else deleted, self._encoding(call)))
+
+    # -- objects ----------------------------------------------------------------------------
+    async def put_object(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None and call.key is not None
+        expected_md5 = _content_md5(call.header("Content-MD5"))
+        pending = await asyncio.to_thread(self.store.begin_put, call.bucket, call.key)
+        try:
+            async for chunk in call.request.content.iter_chunked(1 << 20):
+                pending.write(chunk)
+        except BaseException:
+            pending.abort()
+            raise
+        user_meta = {name[len("x-oss-meta-"):].lower(): value for name, value in call.request.headers.items()
+                     if name.lower().startswith("x-oss-meta-")}
+        meta = await asyncio.to_thread(
+            pending.commit, call.header("Content-Type") or None, user_meta, expected_md5,
+            call.header("x-oss-forbid-overwrite").lower() == "true")
+        return web.Response(status=200, headers={
+            "ETag": meta.etag,
+            "Content-MD5": base64.b64encode(pending.digest.md5_bytes).decode("ascii"),
+            "x-oss-hash-crc64ecma": meta.crc64,
+        })
+
+    async def get_object(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None and call.key is not None
+        handle = await asyncio.to_thread(self.store.open, call.bucket, call.key)
+        try:
+            meta = handle.meta
+            status = _precondition(call, meta)
+            if status == 412:
+                raise OSSError(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.")
+            headers = _object_headers(meta)
+            if status == 304:
+                return web.Response(status=304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
+            if ctype := call.query.get("response-content-type"):
+                headers["Content-Type"] = ctype
+            byte_range = _parse_range(call.header("Range"), meta.size) if call.header("Range") else None
+            if call.header("Range") and byte_range is None and call.header("x-oss-range-behavior") == "standard":
+                raise OSSError(416, "InvalidRange", "The requested range is not satisfiable.", "0003-00000405")
+            if byte_range is None:
+                start, length, status = 0, meta.size, 200
+                headers["x-oss-hash-crc64ecma"] = meta.crc64
+            else:
+                start, length = byte_range
+                status = 206
+                headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{meta.size}"
+            response = web.StreamResponse(status=status, headers=headers)
+            response.content_length = length
+            await response.prepare(call.request)
+            chunks = handle.iter_chunks(start, length)
+            while chunk := await asyncio.to_thread(next, chunks, b""):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+        finally:
+            handle.close()
+
+    async def head_object(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None and call.key is not None
+        meta = await asyncio.to_thread(self.store.head, call.bucket, call.key)
+        status = _precondition(call, meta)
+        if status == 412:
+            raise OSSError(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.")
+        headers = _object_headers(meta)
+        headers["x-oss-hash-crc64ecma"] = meta.crc64
+        headers["Content-Length"] = str(meta.size)
+        return web.Response(status=status or 200, headers=headers)
+
+    async def get_object_meta(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None and call.key is not None
+        meta = await asyncio.to_thread(self.store.head, call.bucket, call.key)
+        return web.Response(status=200, headers={
+            "ETag": meta.etag, "Content-Length": str(meta.size),
+            "Last-Modified": formatdate(meta.last_modified, usegmt=True),
+            "x-oss-hash-crc64ecma": meta.crc64,
+        })
+
+    async def delete_object(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None and call.key is not None
+        await asyncio.to_thread(self.store.delete, call.bucket, call.key)
+        return web.Response(status=204)
+
+    async def process_object(self, call: Call) -> web.StreamResponse:
+        return await self._score(call, call.query["x-oss-process"])
+
+    async def process_object_post(self, call: Call) -> web.StreamResponse:
+        """ProcessObject: POST with a form body ``x-oss-process=image/score`` (SPEC.md §6.1)."""
+        form = dict(parse_qsl((await call.request.read()).decode("utf-8", "replace"), keep_blank_values=True))
+        if "x-oss-process" not in form:
+            raise OSSError(400, "MissingArgument", "The x-oss-process form field is missing.")
+        return await self._score(call, form["x-oss-process"])
+
+    async def _score(self, call: Call, process: str) -> web.StreamResponse:
+        assert call.bucket is not None and call.key is not None
+        if parse_process(process) != SCORE:  # pragma: no cover - parse_process raises otherwise
+            raise AssertionError(process)
+        handle = await asyncio.to_thread(self.store.open, call.bucket, call.key)
+        try:
+            if handle.meta.size > MAX_SCORE_BYTES:
+                raise OSSError(400, "ImageTooLarge", "The source image is larger than 20 MB.", "0040-00000009")
+            data = await asyncio.to_thread(handle.read)
+        finally:
+            handle.close()
+        result = await self.scorer.score(data)
+        image_score: dict[str, float] = {"OverallQualityScore": round(result.overall, 3)}
+        for name, value in result.dimensions.items():
+            image_score[_dimension_field(name)] = round(value, 3)
+        body = json.dumps({"ImageScore": image_score, "RequestId": call.request_id}, separators=(",", ":"))
+        return web.Response(body=body.encode("utf-8"), status=200,
+                            headers={"Content-Type": "application/json;charset=utf-8",
+                                     "x-oss-process-status": "OK"})
+
+
+_GET_OBJECT_PARAMS = frozenset({
+    "response-content-type", "response-content-language", "response-expires",
+    "response-cache-control", "response-content-disposition", "response-content-encoding",
+})
+
+
+def _dimension_field(name: str) -> str:
+    """``noise`` → ``NoiseScore``: the legacy IMM GetImageQuality naming (SPEC.md §6.3)."""
+    return "".join(part.capitalize() for part in name.split("_")) + "Score"
+
+
+def _content_md5(value: str) -> bytes | None:
+    if not value:
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 16:
+        raise OSSError(400, "InvalidDigest", "The Content-MD5 you specified is not valid.", "0002-00000019")
+    return digest
+
+
+def _parse_delete_body(body: bytes) -> tuple[list[str], bool]:
+    """``<Delete><Quiet>…</Quiet><Object><Key>…</Key></Object>…</Delete>`` → (keys, quiet)."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        raise OSSError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+    if root.tag != "Delete":
+        raise OSSError(400, "MalformedXML", "The XML root must be <Delete>.")
+    keys = [obj.findtext("Key") or "" for obj in root.findall("Object")]
+    if not keys or len(keys) > _MAX_DELETE_KEYS:
+        raise OSSError(400, "MalformedXML", f"A delete request names 1 to {_MAX_DELETE_KEYS} keys.")
+    return keys, (root.findtext("Quiet") or "").strip().lower() == "true"

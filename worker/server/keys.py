@@ -1,0 +1,63 @@
+"""Object-key and bucket-name rules, checked before any path is built from them.
+
+A key becomes a path under the bucket directory, so this module is what keeps every request
+inside ``--root``: a key that could escape (``..``), alias (``.``, empty segments), collide
+with the store's own bookkeeping directory, or that OSS itself refuses, never reaches
+``os.path``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import OSSError
+
+__all__ = ["RESERVED_DIR", "MAX_KEY_BYTES", "validate_key", "validate_bucket_name"]
+
+#: The store keeps metadata and temporary files here, inside each bucket directory.
+RESERVED_DIR = ".picscore"
+#: OSS limit (SPEC.md §4.2).
+MAX_KEY_BYTES = 1023
+#: Most local file systems refuse longer names; say so instead of failing with EIO later.
+MAX_SEGMENT_BYTES = 255
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _invalid_key(key: str, why: str) -> OSSError:
+    return OSSError(400, "InvalidObjectName", f"The specified object name is not valid: {why}.",
+                    "0016-00000005", {"Key": key[:200]})
+
+
+def validate_key(key: str) -> None:
+    """Raise ``400 InvalidObjectName`` for keys OSS refuses or the local store cannot hold.
+
+    Keys ending in ``/`` are directory markers and are allowed (the store keeps them empty).
+    """
+    encoded = key.encode("utf-8", "surrogatepass")
+    if not key:
+        raise _invalid_key(key, "it is empty")
+    if len(encoded) > MAX_KEY_BYTES:
+        raise _invalid_key(key, f"it is longer than {MAX_KEY_BYTES} bytes")
+    if key[0] in "/\\":
+        raise _invalid_key(key, "it starts with '/' or '\\'")
+    if _CONTROL_RE.search(key):
+        raise _invalid_key(key, "it contains a NUL or control character")
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in key):
+        raise _invalid_key(key, "it is not valid UTF-8")
+    segments = key[:-1].split("/") if key.endswith("/") else key.split("/")
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise _invalid_key(key, "it contains an empty, '.' or '..' path segment")
+        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            raise _invalid_key(key, f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
+    if segments[0] == RESERVED_DIR:
+        raise _invalid_key(key, f"'{RESERVED_DIR}/' is reserved for the server's own metadata")
+
+
+def validate_bucket_name(name: str) -> None:
+    """OSS bucket names: 3–63 of ``[a-z0-9-]``, starting and ending with a letter or digit."""
+    if not _BUCKET_RE.match(name):
+        raise OSSError(400, "InvalidBucketName", "The specified bucket is not valid.",
+                       "0015-00000001", {"BucketName": name[:100]})

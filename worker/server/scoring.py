@@ -1,0 +1,136 @@
+"""Scoring off the event loop: a process pool with a bounded backlog, and OSS-style overload.
+
+Image decoding and the quality measures are CPU-bound and hold the GIL, so they run in worker
+processes. The pool accepts at most ``workers + backlog`` images at once; one more and the
+server answers ``503 CpuLimitExceeded`` immediately, as OSS does under load, instead of
+queueing without bound — so clients meet real backpressure and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from .. import quality
+from .errors import OSSError
+
+__all__ = ["ScoreResult", "Scorer", "ProcessPoolScorer", "FixedLatencyScorer", "score_bytes"]
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    overall: float
+    dimensions: dict[str, float]
+
+
+def score_bytes(data: bytes) -> ScoreResult | tuple[str, str | None, str]:
+    """Runs in a worker process. Image errors come back as values: they are answers, not crashes."""
+    try:
+        result = quality.score(data)
+    except quality.ImageError as exc:
+        return (exc.oss_code, exc.ec, str(exc))
+    return ScoreResult(result.overall, dict(result.dimensions))
+
+
+def _image_error(code: str, ec: str | None, message: str) -> OSSError:
+    return OSSError(400, code, message, ec)
+
+
+def _overloaded() -> OSSError:
+    return OSSError(503, "CpuLimitExceeded",
+                    "The image processing capacity is exceeded; reduce the request rate.",
+                    "0040-00000100")
+
+
+class Scorer:
+    """What the request handler needs: ``await scorer.score(data)``, then ``close()``."""
+
+    async def score(self, data: bytes) -> ScoreResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
+
+
+class ProcessPoolScorer(Scorer):
+    """Scores in ``workers`` processes, admitting at most ``workers + backlog`` images at once."""
+
+    def __init__(self, workers: int | None = None, backlog: int | None = None,
+                 timeout_s: float = 120.0) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.capacity = self.workers + (backlog if backlog is not None else 4 * self.workers)
+        self.timeout_s = timeout_s
+        self._in_flight = 0
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # forkserver: never fork the event-loop process itself (threads, sockets); preload the
+        # model once in the server process that forks the workers.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["worker.quality"])
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+
+    async def warm_up(self) -> None:
+        """Start every worker now rather than on the first request (which would time out)."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._pool, os.getpid) for _ in range(self.workers)))
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def score(self, data: bytes) -> ScoreResult:
+        if self._in_flight >= self.capacity:
+            raise _overloaded()
+        self._in_flight += 1
+        try:
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._pool, score_bytes, data)
+            try:
+                outcome = await asyncio.wait_for(future, self.timeout_s)
+            except BrokenProcessPool:
+                # A worker died (killed by the OOM killer, say). Replace the pool so the server
+                # keeps serving; this request reports an internal error.
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
+                raise OSSError(500, "InternalError", "The image worker failed; please retry.") from None
+            except TimeoutError:
+                raise OSSError(503, "CpuLimitExceeded", "Scoring this image took too long.",
+                               "0040-00000100") from None
+        finally:
+            self._in_flight -= 1
+        if isinstance(outcome, tuple):
+            raise _image_error(*outcome)
+        return outcome
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class FixedLatencyScorer(Scorer):
+    """Client-benchmark mode: answers after a fixed delay without decoding or scoring.
+
+    The score is a deterministic function of the bytes (so clients can check they got the
+    answer for the object they asked), spread over 0..1.
+    """
+
+    def __init__(self, latency_s: float, capacity: int = 10_000) -> None:
+        self.latency_s = latency_s
+        self.capacity = capacity
+        self._in_flight = 0
+
+    async def score(self, data: bytes) -> ScoreResult:
+        if self._in_flight >= self.capacity:
+            raise _overloaded()
+        self._in_flight += 1
+        try:
+            await asyncio.sleep(self.latency_s)
+        finally:
+            self._in_flight -= 1
+        fingerprint = hashlib.blake2b(data, digest_size=4).digest()
+        return ScoreResult((int.from_bytes(fingerprint, "big") % 1001) / 1000, {})

@@ -1,0 +1,434 @@
+"""The local-directory object store behind the embedded server.
+
+Layout — a bucket is a plain directory, an object a plain file, so a folder of photos is a
+bucket as it stands::
+
+    ROOT/<bucket>/<key>                       object bytes
+    ROOT/<bucket>/.picscore/meta/<key>.json   ETag, CRC-64, Content-Type, user metadata
+    ROOT/<bucket>/.picscore/tmp/…             uploads in progress (same file system → atomic rename)
+
+Why readers never see a torn object: a PUT writes a temporary file, fsyncs it and renames it
+over the key; a reader opens the file once and serves every byte from that open descriptor,
+which keeps the old inode alive. Metadata names the inode, size and mtime of the bytes it
+describes; when they disagree with the open descriptor (a racing PUT, or a file dropped into
+the folder by hand) the digests are recomputed from that descriptor. So a response's body
+and its ETag always belong together.
+
+Limits of mapping keys onto a file system (documented in the README): a key cannot be both an
+object and a "directory" of other keys (``a`` and ``a/b``) — the second PUT gets
+``409 FileAlreadyExists``; keys ending in ``/`` are directory markers and must be empty.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from .checksums import ObjectDigest
+from .errors import OSSError
+from .keys import RESERVED_DIR, validate_bucket_name, validate_key
+
+__all__ = ["ObjectMeta", "ObjectHandle", "PendingWrite", "LocalStore", "SkipCursor"]
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    """What OSS reports about an object, plus the identity of the bytes it was computed from."""
+
+    size: int
+    etag: str
+    crc64: str
+    content_type: str
+    mtime_ns: int
+    ino: int
+    user_meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def last_modified(self) -> float:
+        return self.mtime_ns / 1e9
+
+    def describes(self, st: os.stat_result) -> bool:
+        return (st.st_ino, st.st_size, st.st_mtime_ns) == (self.ino, self.size, self.mtime_ns)
+
+
+class ObjectHandle:
+    """An open object: metadata and bytes from the same inode. Close it (or use ``with``)."""
+
+    def __init__(self, key: str, meta: ObjectMeta, file: BinaryIO | None) -> None:
+        self.key = key
+        self.meta = meta
+        self._file = file
+
+    def read(self, start: int = 0, length: int | None = None) -> bytes:
+        """Read ``length`` bytes from ``start`` (the whole rest when ``None``)."""
+        if self._file is None:
+            return b""
+        self._file.seek(start)
+        return self._file.read(-1 if length is None else length)
+
+    def iter_chunks(self, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        remaining = self.meta.size - start if length is None else length
+        if self._file is None:
+            return
+        self._file.seek(start)
+        while remaining > 0:
+            chunk = self._file.read(min(_CHUNK, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> "ObjectHandle":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SkipCursor:
+    """Lets a listing tell the key walker to skip everything under a common prefix it emitted."""
+
+    def __init__(self) -> None:
+        self.skip_prefix: str | None = None
+
+    def skips(self, key_or_dir: str) -> bool:
+        return self.skip_prefix is not None and key_or_dir.startswith(self.skip_prefix)
+
+
+def _conflict(key: str, why: str) -> OSSError:
+    return OSSError(409, "FileAlreadyExists", f"The local store cannot hold this key: {why}.",
+                    None, {"Key": key[:200]})
+
+
+class PendingWrite:
+    """An upload in progress: bytes go to a temporary file; :meth:`commit` publishes them."""
+
+    def __init__(self, store: "LocalStore", bucket: str, key: str, tmp_path: Path) -> None:
+        self._store = store
+        self.bucket = bucket
+        self.key = key
+        self._tmp_path = tmp_path
+        self._file: BinaryIO = open(tmp_path, "wb")
+        self.digest = ObjectDigest()
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self.digest.update(chunk)
+
+    def commit(self, content_type: str | None, user_meta: dict[str, str],
+               content_md5: bytes | None = None, forbid_overwrite: bool = False) -> ObjectMeta:
+        """fsync, check the client's Content-MD5, then rename into place. Blocking: run in a thread."""
+        try:
+            if content_md5 is not None and content_md5 != self.digest.md5_bytes:
+                raise OSSError(400, "InvalidDigest",
+                               "The Content-MD5 you specified did not match what we received.",
+                               "0002-00000019")
+            if self.key.endswith("/") and self.digest.size:
+                raise OSSError.invalid_argument(
+                    "Keys ending in '/' are directory markers in the local store and must be empty.")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            return self._store._publish(self, content_type, user_meta, forbid_overwrite)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the temporary file (a no-op after a successful commit)."""
+        self._file.close()
+        self._tmp_path.unlink(missing_ok=True)
+
+
+class LocalStore:
+    """Buckets and objects over ``root``. Methods block: call them from a worker thread."""
+
+    def __init__(self, root: Path, dir_cache_size: int = 256) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"storage root {self.root} is not a directory")
+        self._dir_cache: OrderedDict[str, tuple[int, list[tuple[str, bool]]]] = OrderedDict()
+        self._dir_cache_size = dir_cache_size
+        self._cache_lock = threading.Lock()
+
+    # -- buckets ----------------------------------------------------------------------------
+    def bucket_path(self, bucket: str) -> Path:
+        validate_bucket_name(bucket)
+        return self.root / bucket
+
+    def require_bucket(self, bucket: str) -> Path:
+        path = self.bucket_path(bucket)
+        if not path.is_dir():
+            raise OSSError.no_such_bucket(bucket)
+        return path
+
+    def list_buckets(self) -> list[tuple[str, float]]:
+        """(name, creation time) of every directory under the root that is a valid bucket name."""
+        out = []
+        for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
+            try:
+                validate_bucket_name(entry.name)
+            except OSSError:
+                continue
+            if entry.is_dir():
+                out.append((entry.name, self.bucket_created(entry.name)))
+        return out
+
+    def bucket_created(self, bucket: str) -> float:
+        marker = self.root / bucket / RESERVED_DIR / "bucket.json"
+        try:
+            return float(json.loads(marker.read_text())["created"])
+        except (OSError, ValueError, KeyError):
+            return (self.root / bucket).stat().st_mtime
+
+    def create_bucket(self, bucket: str) -> bool:
+        """Create the bucket; False when it already exists."""
+        path = self.bucket_path(bucket)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            return False
+        reserved = path / RESERVED_DIR
+        reserved.mkdir()
+        (reserved / "bucket.json").write_text(json.dumps({"created": time.time()}))
+        return True
+
+    # -- objects ----------------------------------------------------------------------------
+    def _data_path(self, bucket: str, key: str) -> Path:
+        validate_key(key)
+        return self.require_bucket(bucket) / key
+
+    def _meta_path(self, bucket: str, key: str) -> Path:
+        return self.root / bucket / RESERVED_DIR / "meta" / (key + ".json")
+
+    def begin_put(self, bucket: str, key: str) -> PendingWrite:
+        data_path = self._data_path(bucket, key)
+        self._check_no_conflict(bucket, key, data_path)
+        tmp_dir = self.root / bucket / RESERVED_DIR / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        return PendingWrite(self, bucket, key, tmp_dir / uuid.uuid4().hex)
+
+    def _check_no_conflict(self, bucket: str, key: str, data_path: Path) -> None:
+        bucket_path = self.root / bucket
+        parent = data_path.parent
+        while parent != bucket_path:
+            if parent.exists() and not parent.is_dir():
+                raise _conflict(key, f"'{parent.relative_to(bucket_path)}' is an object, not a prefix")
+            parent = parent.parent
+        if not key.endswith("/") and data_path.is_dir():
+            raise _conflict(key, "other keys already use it as a prefix")
+
+    def _publish(self, pending: PendingWrite, content_type: str | None,
+                 user_meta: dict[str, str], forbid_overwrite: bool) -> ObjectMeta:
+        bucket, key = pending.bucket, pending.key
+        data_path = self._data_path(bucket, key)
+        self._check_no_conflict(bucket, key, data_path)
+        if forbid_overwrite and self._exists(bucket, key, data_path):
+            raise OSSError(409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.",
+                           "0026-00000010", {"Key": key[:200]})
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        if key.endswith("/"):
+            data_path.mkdir(parents=True, exist_ok=True)
+            st = data_path.stat()
+        else:
+            st = os.stat(pending._tmp_path)
+        meta = ObjectMeta(size=pending.digest.size, etag=pending.digest.etag, crc64=pending.digest.crc64,
+                          content_type=content_type or _guess_type(key), mtime_ns=st.st_mtime_ns,
+                          ino=st.st_ino, user_meta=user_meta)
+        self._write_meta(bucket, key, meta)
+        if not key.endswith("/"):
+            os.replace(pending._tmp_path, data_path)
+            _fsync_dir(data_path.parent)
+        self._invalidate(data_path.parent)
+        return meta
+
+    def _exists(self, bucket: str, key: str, data_path: Path) -> bool:
+        if key.endswith("/"):
+            return self._meta_path(bucket, key).is_file()
+        return data_path.is_file()
+
+    def _write_meta(self, bucket: str, key: str, meta: ObjectMeta) -> None:
+        path = self._meta_path(bucket, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps(asdict(meta)))
+        os.replace(tmp, path)
+
+    def _read_meta(self, bucket: str, key: str) -> ObjectMeta | None:
+        try:
+            return ObjectMeta(**json.loads(self._meta_path(bucket, key).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def open(self, bucket: str, key: str) -> ObjectHandle:
+        """Open an object for reading; 404 ``NoSuchKey`` when absent."""
+        data_path = self._data_path(bucket, key)
+        if key.endswith("/"):
+            meta = self._read_meta(bucket, key)
+            if meta is None or not data_path.is_dir():
+                raise OSSError.no_such_key(key)
+            return ObjectHandle(key, meta, None)
+        try:
+            file = open(data_path, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise OSSError.no_such_key(key) from None
+        try:
+            return ObjectHandle(key, self._meta_for_open_file(bucket, key, file), file)
+        except BaseException:
+            file.close()
+            raise
+
+    def head(self, bucket: str, key: str) -> ObjectMeta:
+        with self.open(bucket, key) as handle:
+            return handle.meta
+
+    def _meta_for_open_file(self, bucket: str, key: str, file: BinaryIO) -> ObjectMeta:
+        st = os.fstat(file.fileno())
+        meta = self._read_meta(bucket, key)
+        if meta is not None and meta.describes(st):
+            return meta
+        digest = ObjectDigest()
+        file.seek(0)
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+        fresh = ObjectMeta(size=digest.size, etag=digest.etag, crc64=digest.crc64,
+                           content_type=meta.content_type if meta else _guess_type(key),
+                           mtime_ns=st.st_mtime_ns, ino=st.st_ino,
+                           user_meta=meta.user_meta if meta else {})
+        if digest.size == st.st_size:
+            try:  # cache for the next reader; a read-only root simply recomputes each time
+                self._write_meta(bucket, key, fresh)
+            except OSError:
+                pass
+        return fresh
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete an object; deleting a missing key succeeds, as on OSS."""
+        data_path = self._data_path(bucket, key)
+        if key.endswith("/"):
+            try:
+                data_path.rmdir()
+            except OSError:
+                pass  # not empty: the marker goes, the keys under it stay
+        else:
+            try:
+                data_path.unlink()
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                pass
+        self._meta_path(bucket, key).unlink(missing_ok=True)
+        self._invalidate(data_path.parent)
+
+    # -- listing ----------------------------------------------------------------------------
+    def iter_keys(self, bucket: str, prefix: str = "", start_after: str = "",
+                  cursor: SkipCursor | None = None) -> Iterator[str]:
+        """Keys of ``bucket`` in OSS order (UTF-8 byte order) that start with ``prefix`` and sort after ``start_after``.
+
+        Walks the tree lazily and prunes whole directories that lie before ``start_after``,
+        outside ``prefix``, or under the cursor's skipped common prefix, so a page costs
+        about the page, not the bucket.
+        """
+        bucket_path = self.require_bucket(bucket)
+        base = prefix[: prefix.rfind("/") + 1]
+        if base and any(seg in ("", ".", "..") for seg in base[:-1].split("/")):
+            return iter(())
+        if base.split("/", 1)[0] == RESERVED_DIR:
+            return iter(())
+        return self._walk(bucket, bucket_path / base if base else bucket_path, base,
+                          prefix, start_after, cursor or SkipCursor())
+
+    def _walk(self, bucket: str, dir_path: Path, key_base: str, prefix: str, start_after: str,
+              cursor: SkipCursor) -> Iterator[str]:
+        for name, is_dir in self._sorted_entries(dir_path, top=not key_base):
+            key = key_base + name + ("/" if is_dir else "")
+            if key > prefix and not key.startswith(prefix) and not prefix.startswith(key):
+                return  # sorted: everything after is past the prefix too
+            if cursor.skips(key):
+                continue
+            if not is_dir:
+                if key > start_after and key.startswith(prefix):
+                    yield key
+                continue
+            if start_after >= key and not start_after.startswith(key):
+                continue  # the whole subtree sorts before start_after
+            if key > start_after and key.startswith(prefix) and self._meta_path(bucket, key).is_file():
+                yield key  # directory marker object, sorts before its children
+            yield from self._walk(bucket, dir_path / name, key, prefix, start_after, cursor)
+
+    def _sorted_entries(self, dir_path: Path, top: bool) -> list[tuple[str, bool]]:
+        """A directory's entries in key order (a directory sorts as ``name/``), cached by mtime."""
+        try:
+            mtime = dir_path.stat().st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        cache_key = str(dir_path)
+        with self._cache_lock:
+            hit = self._dir_cache.get(cache_key)
+            if hit is not None and hit[0] == mtime:
+                self._dir_cache.move_to_end(cache_key)
+                return hit[1]
+        entries = []
+        with os.scandir(dir_path) as it:
+            for entry in it:
+                if top and entry.name == RESERVED_DIR:
+                    continue
+                if not _is_listable_name(entry.name):
+                    continue
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    continue
+                entries.append((entry.name, is_dir))
+        entries.sort(key=lambda e: e[0] + "/" if e[1] else e[0])
+        with self._cache_lock:
+            self._dir_cache[cache_key] = (mtime, entries)
+            while len(self._dir_cache) > self._dir_cache_size:
+                self._dir_cache.popitem(last=False)
+        return entries
+
+    def _invalidate(self, dir_path: Path) -> None:
+        """Forget cached listings of a directory we changed and of its ancestors (new subdirs)."""
+        with self._cache_lock:
+            path = dir_path
+            while path != self.root and self.root in path.parents:
+                self._dir_cache.pop(str(path), None)
+                path = path.parent
+
+    def remove_bucket_tree(self, bucket: str) -> None:
+        """Test helper for fixtures: delete a bucket with everything in it."""
+        shutil.rmtree(self.bucket_path(bucket))
+
+
+def _is_listable_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # not UTF-8 on disk: cannot be an OSS key
+        return False
+    return not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
+
+
+def _guess_type(key: str) -> str:
+    guessed, _ = mimetypes.guess_type(key, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
