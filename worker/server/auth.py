@@ -178,10 +178,10 @@ def _claim(req: WireRequest, params: Sequence[QueryParam]) -> _Claim:
 
 
 def _query_scheme(names: set[str]) -> str | None:
-    """``"s3"``, ``"v4-presigned"``, ``"v1-presigned"`` or ``None`` for an unsigned URL.
+    """``"v4-presigned"``, ``"v1-presigned"`` or ``None`` for a URL without a signature.
 
-    S3 wins first: a SigV2 URL also has ``Signature``. Raises ``S3`` as AccessDenied and two
-    OSS signatures in one URL as ``400 InvalidArgument``.
+    S3 parameters are checked first, because a SigV2 URL also has ``Signature``; they are
+    refused with 403 (S3 is out of scope, §8). Two OSS signatures in one URL are ambiguous: 400.
     """
     if names & _S3_PARAMS:
         raise _s3_unsupported()
@@ -209,11 +209,11 @@ def _matching_address(
     provided = claim.signature.encode("utf-8")
     first: str | None = None
     for address in candidates:
-        for candidate in claim.strings_to_sign(req.method, req.headers, params, address):
-            if hmac.compare_digest(claim.sign(secret, candidate).encode("ascii"), provided):
+        for text in claim.strings_to_sign(req.method, req.headers, params, address):
+            if hmac.compare_digest(claim.sign(secret, text).encode("ascii"), provided):
                 return address
             if first is None:
-                first = candidate
+                first = text
     assert first is not None  # resolve() always yields at least one address
     raise OSSError(
         403, "SignatureDoesNotMatch",

@@ -317,14 +317,15 @@ class Operations:
         assert call.bucket is not None and call.key is not None
         if parse_process(process) != SCORE:  # pragma: no cover - parse_process raises otherwise
             raise AssertionError(process)
-        handle = await asyncio.to_thread(self.store.open, call.bucket, call.key)
-        try:
-            if handle.meta.size > MAX_SCORE_BYTES:
-                raise OSSError(400, "ImageTooLarge", "The source image is larger than 20 MB.", "0040-00000009")
-            data = await asyncio.to_thread(handle.read)
-        finally:
-            handle.close()
-        result = await self.scorer.score(data)
+        async with self.scorer.slot():
+            handle = await asyncio.to_thread(self.store.open, call.bucket, call.key)
+            try:
+                if handle.meta.size > MAX_SCORE_BYTES:
+                    raise OSSError(400, "ImageTooLarge", "The source image is larger than 20 MB.", "0040-00000009")
+                data = await asyncio.to_thread(handle.read)
+            finally:
+                handle.close()
+            result = await self.scorer.score(data)
         image_score: dict[str, float] = {"OverallQualityScore": round(result.overall, 3)}
         for name, value in result.dimensions.items():
             image_score[_dimension_field(name)] = round(value, 3)

@@ -9,9 +9,11 @@ queueing without bound — so clients meet real backpressure and memory stays bo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import multiprocessing
 import os
+from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -48,7 +50,31 @@ def _overloaded() -> OSSError:
 
 
 class Scorer:
-    """What the request handler needs: ``await scorer.score(data)``, then ``close()``."""
+    """What the request handler needs: ``async with scorer.slot(): await scorer.score(data)``.
+
+    Admission (:meth:`slot`) comes before the handler reads the object, so a shed request
+    costs almost nothing — shedding must be cheaper than serving or overload feeds itself.
+    """
+
+    capacity: int = 10_000
+
+    def __init__(self) -> None:
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of ``capacity`` places, or fail at once with 503 ``CpuLimitExceeded``."""
+        if self._in_flight >= self.capacity:
+            raise _overloaded()
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
 
     async def score(self, data: bytes) -> ScoreResult:  # pragma: no cover - interface
         raise NotImplementedError
@@ -65,7 +91,7 @@ class ProcessPoolScorer(Scorer):
         self.workers = workers or os.cpu_count() or 1
         self.capacity = self.workers + (backlog if backlog is not None else 4 * self.workers)
         self.timeout_s = timeout_s
-        self._in_flight = 0
+        super().__init__()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -80,30 +106,20 @@ class ProcessPoolScorer(Scorer):
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._pool, os.getpid) for _ in range(self.workers)))
 
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
     async def score(self, data: bytes) -> ScoreResult:
-        if self._in_flight >= self.capacity:
-            raise _overloaded()
-        self._in_flight += 1
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, score_bytes, data)
         try:
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._pool, score_bytes, data)
-            try:
-                outcome = await asyncio.wait_for(future, self.timeout_s)
-            except BrokenProcessPool:
-                # A worker died (killed by the OOM killer, say). Replace the pool so the server
-                # keeps serving; this request reports an internal error.
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._new_pool()
-                raise OSSError(500, "InternalError", "The image worker failed; please retry.") from None
-            except TimeoutError:
-                raise OSSError(503, "CpuLimitExceeded", "Scoring this image took too long.",
-                               "0040-00000100") from None
-        finally:
-            self._in_flight -= 1
+            outcome = await asyncio.wait_for(future, self.timeout_s)
+        except BrokenProcessPool:
+            # A worker died (killed by the OOM killer, say). Replace the pool so the server
+            # keeps serving; this request reports an internal error.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            raise OSSError(500, "InternalError", "The image worker failed; please retry.") from None
+        except TimeoutError:
+            raise OSSError(503, "CpuLimitExceeded", "Scoring this image took too long.",
+                           "0040-00000100") from None
         if isinstance(outcome, tuple):
             raise _image_error(*outcome)
         return outcome
@@ -120,17 +136,11 @@ class FixedLatencyScorer(Scorer):
     """
 
     def __init__(self, latency_s: float, capacity: int = 10_000) -> None:
+        super().__init__()
         self.latency_s = latency_s
         self.capacity = capacity
-        self._in_flight = 0
 
     async def score(self, data: bytes) -> ScoreResult:
-        if self._in_flight >= self.capacity:
-            raise _overloaded()
-        self._in_flight += 1
-        try:
-            await asyncio.sleep(self.latency_s)
-        finally:
-            self._in_flight -= 1
+        await asyncio.sleep(self.latency_s)
         fingerprint = hashlib.blake2b(data, digest_size=4).digest()
         return ScoreResult((int.from_bytes(fingerprint, "big") % 1001) / 1000, {})

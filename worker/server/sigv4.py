@@ -51,8 +51,8 @@ MAX_EXPIRES_S = 604800
 
 _PRODUCTS = frozenset({"oss", "oss-cloudbox"})  # CloudBox puts its id in the region field
 _TERMINATOR = "aliyun_v4_request"
-_TIMESTAMP = re.compile(r"\d{8}T\d{6}Z")
-_SCOPE_DATE = re.compile(r"\d{8}")
+_TIMESTAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+_SCOPE_DATE = re.compile(r"[0-9]{8}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _DIGITS = re.compile(r"[0-9]+")
 _ALWAYS_SIGNED = frozenset({"content-type", "content-md5"})
