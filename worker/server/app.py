@@ -23,8 +23,8 @@ from aiohttp import web
 from .auth import Authenticator
 from .errors import OSSError, encode_err_header, render_error_xml
 from .faults import FaultSpec
-from .handlers import Call, Operations
-from .scoring import FixedLatencyScorer, ProcessPoolScorer, Scorer
+from .handlers import Call, Operations, write_body
+from .scoring import FixedLatencyScorer, ProcessPoolScorer, Scorer, admission_capacity
 from .storage import LocalStore
 from .wire import WireRequest
 
@@ -33,6 +33,14 @@ __all__ = ["ServerConfig", "create_app", "serve"]
 log = structlog.get_logger("picscore.server")
 
 _STATE_KEY = web.AppKey("picscore_state", object)
+_REQUEST_ID_KEY = "picscore_request_id"
+
+
+async def _stamp_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response, streamed or not, carries the OSS request id and server name."""
+    if _REQUEST_ID_KEY in request:
+        response.headers.setdefault("x-oss-request-id", request[_REQUEST_ID_KEY])
+    response.headers["Server"] = "AliyunOSS"
 
 
 @dataclass
@@ -71,6 +79,7 @@ class _Server:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = new_request_id()
+        request[_REQUEST_ID_KEY] = request_id  # stamped on the response by _stamp_headers
         started = time.perf_counter()
         call: Call | None = None
         try:
@@ -85,9 +94,6 @@ class _Server:
             log.exception("internal_error", request_id=request_id, method=request.method)
             response = self._error_response(request, request_id, OSSError(500, "InternalError",
                                             "We encountered an internal error. Please try again."))
-        if not response.prepared:
-            response.headers["x-oss-request-id"] = request_id
-            response.headers["Server"] = "AliyunOSS"
         log.debug("request", request_id=request_id, method=request.method,
                   bucket=call.bucket if call else None, key=call.key if call else None,
                   status=response.status, ms=round((time.perf_counter() - started) * 1000, 1))
@@ -116,14 +122,15 @@ class _Server:
             raise OSSError(503, faults.code_503, "Please reduce your request rate. (injected fault)")
         if decision.status == 429:
             raise OSSError(429, "TooManyRequests", "Please reduce your request rate. (injected fault)")
+        call.body_rate_bps = faults.slow_body_bps
         response = await handler(call)
-        if faults.slow_body_bps and isinstance(response, web.Response) and response.body:
+        if faults.slow_body_bps and not response.prepared and isinstance(response, web.Response) and response.body:
             return await _trickle(call.request, response, faults.slow_body_bps)
         return response
 
     def _error_response(self, request: web.Request, request_id: str, err: OSSError) -> web.Response:
         xml = render_error_xml(err, request_id, request.headers.get("Host", ""))
-        headers = {"x-oss-request-id": request_id, "Server": "AliyunOSS"}
+        headers = {"x-oss-request-id": request_id}
         if err.ec:
             headers["x-oss-ec"] = err.ec
         if request.method == "HEAD":
@@ -149,17 +156,15 @@ async def _trickle(request: web.Request, response: web.Response, bytes_per_s: in
     stream = web.StreamResponse(status=response.status, headers=response.headers)
     stream.content_length = len(body)
     await stream.prepare(request)
-    step = max(1, bytes_per_s // 10)
-    for offset in range(0, len(body), step):
-        await stream.write(body[offset:offset + step])
-        await asyncio.sleep(0.1)
+    await write_body(stream, body, bytes_per_s)
     await stream.write_eof()
     return stream
 
 
 def build_scorer(config: ServerConfig) -> Scorer:
     if config.fake_score_latency_s is not None:
-        return FixedLatencyScorer(config.fake_score_latency_s)
+        return FixedLatencyScorer(config.fake_score_latency_s,
+                                  admission_capacity(config.workers, config.backlog))
     return ProcessPoolScorer(config.workers, config.backlog)
 
 
@@ -178,6 +183,7 @@ def create_app(config: ServerConfig, scorer: Scorer | None = None) -> web.Applic
     async def on_cleanup(_: web.Application) -> None:
         await scorer.close()
 
+    app.on_response_prepare.append(_stamp_headers)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app

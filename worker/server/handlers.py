@@ -28,7 +28,7 @@ from .process import MAX_SCORE_BYTES, SCORE, parse_process
 from .scoring import Scorer
 from .storage import LocalStore, ObjectMeta
 
-__all__ = ["Call", "Operations"]
+__all__ = ["Call", "Operations", "write_body"]
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _MAX_DELETE_KEYS = 1000
@@ -43,9 +43,22 @@ class Call:
     bucket: str | None
     key: str | None
     query: dict[str, str] = field(default_factory=dict)
+    #: Set by fault injection (slow bodies): response bytes per second, None for full speed.
+    body_rate_bps: int | None = None
 
     def header(self, name: str, default: str = "") -> str:
         return self.request.headers.get(name, default).strip()
+
+
+async def write_body(response: web.StreamResponse, data: bytes, rate_bps: int | None) -> None:
+    """Write ``data``; at most ``rate_bps`` bytes per second when a slow body is injected."""
+    if not rate_bps:
+        await response.write(data)
+        return
+    step = max(1, rate_bps // 10)
+    for offset in range(0, len(data), step):
+        await response.write(data[offset:offset + step])
+        await asyncio.sleep(0.1)
 
 
 def _object_headers(meta: ObjectMeta) -> dict[str, str]:
@@ -272,7 +285,7 @@ class Operations:
             await response.prepare(call.request)
             chunks = handle.iter_chunks(start, length)
             while chunk := await asyncio.to_thread(next, chunks, b""):
-                await response.write(chunk)
+                await write_body(response, chunk, call.body_rate_bps)
             await response.write_eof()
             return response
         finally:

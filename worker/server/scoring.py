@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from .. import quality
 from .errors import OSSError
 
-__all__ = ["ScoreResult", "Scorer", "ProcessPoolScorer", "FixedLatencyScorer", "score_bytes"]
+__all__ = ["ScoreResult", "Scorer", "ProcessPoolScorer", "FixedLatencyScorer", "score_bytes",
+           "admission_capacity"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,12 @@ def _overloaded() -> OSSError:
     return OSSError(503, "CpuLimitExceeded",
                     "The image processing capacity is exceeded; reduce the request rate.",
                     "0040-00000100")
+
+
+def admission_capacity(workers: int | None, backlog: int | None) -> int:
+    """Images admitted at once: one per worker plus the backlog (default 4 per worker)."""
+    workers = workers or os.cpu_count() or 1
+    return workers + (backlog if backlog is not None else 4 * workers)
 
 
 class Scorer:
@@ -89,7 +96,7 @@ class ProcessPoolScorer(Scorer):
     def __init__(self, workers: int | None = None, backlog: int | None = None,
                  timeout_s: float = 120.0) -> None:
         self.workers = workers or os.cpu_count() or 1
-        self.capacity = self.workers + (backlog if backlog is not None else 4 * self.workers)
+        self.capacity = admission_capacity(self.workers, backlog)
         self.timeout_s = timeout_s
         super().__init__()
         self._pool = self._new_pool()
@@ -135,7 +142,7 @@ class FixedLatencyScorer(Scorer):
     answer for the object they asked), spread over 0..1.
     """
 
-    def __init__(self, latency_s: float, capacity: int = 10_000) -> None:
+    def __init__(self, latency_s: float, capacity: int) -> None:
         super().__init__()
         self.latency_s = latency_s
         self.capacity = capacity
