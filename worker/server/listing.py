@@ -59,6 +59,10 @@ def list_page(store: LocalStore, bucket: str, *, prefix: str, delimiter: str,
     if max_keys == 0:
         return page
     cursor = SkipCursor()
+    if delimiter and _common_prefix(start_after, prefix, delimiter) == start_after:
+        # The previous page ended on this common prefix: the keys under it were already
+        # represented by it, so resuming must not emit it again (clients would loop).
+        cursor.skip_prefix = start_after
     for key in store.iter_keys(bucket, prefix=prefix, start_after=start_after, cursor=cursor):
         grouped = _common_prefix(key, prefix, delimiter)
         if page.count == max_keys:
