@@ -13,9 +13,25 @@ from typing import TextIO
 
 import structlog
 
-from .redact import SecretScrubber
+from .redact import SecretScrubber, redact_text
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "RedactingFilter"]
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs stdlib log records (aiohttp's own loggers) the way :class:`SecretScrubber` scrubs ours."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_text(record.getMessage(), self.secrets)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info), self.secrets)
+            record.exc_info = None
+        return True
 
 
 def configure_logging(level: str = "info", *, json: bool | None = None,
@@ -42,4 +58,6 @@ def configure_logging(level: str = "info", *, json: bool | None = None,
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream, force=True)
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(secrets))
+    logging.basicConfig(level=max(numeric, logging.WARNING), handlers=[handler], force=True)
