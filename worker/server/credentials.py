@@ -41,10 +41,12 @@ class KeyTable(Mapping[str, str]):
 
 
 def _parse_file(path: Path) -> dict[str, str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+    try:  # utf-8-sig: editors on Windows start the file with a byte-order mark
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except OSError as exc:
         raise CredentialsError(f"cannot read credentials file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:  # its own message would quote a byte of the (secret) file
+        raise CredentialsError(f"cannot read credentials file {path}: it is not UTF-8 text") from None
     pairs: dict[str, str] = {}
     for number, raw in enumerate(lines, 1):
         line = raw.strip()

@@ -94,7 +94,10 @@ def _latency(text: str) -> tuple[float, float]:
 
 
 def _fraction(name: str, text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"fault {name}={text}: not a number (use e.g. 0.1)") from None
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"fault {name}={text}: a fraction must be between 0 and 1")
     return value
@@ -103,10 +106,10 @@ def _fraction(name: str, text: str) -> float:
 def _rate(text: str) -> int:
     match = re.fullmatch(r"\s*([0-9]+)\s*([a-zA-Z]*)/s\s*", text)
     if not match or match[2].lower() not in _UNITS:
-        raise ValueError(f"not a byte rate: {text!r} (use e.g. 64KiB/s)")
+        raise ValueError(f"fault slow-body={text}: not a byte rate (use e.g. 64KiB/s)")
     rate = int(match[1]) * _UNITS[match[2].lower()]
     if rate <= 0:
-        raise ValueError("slow-body rate must be positive")
+        raise ValueError(f"fault slow-body={text}: the rate must be positive")
     return rate
 
 
@@ -117,7 +120,7 @@ def parse_faults(spec: str) -> FaultSpec:
         name, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"fault {item!r}: expected name=value")
-        name = name.strip().lower()
+        name, value = name.strip().lower(), value.strip()
         if name == "latency":
             fields["latency_s"] = _latency(value)
         elif name == "503":
@@ -130,14 +133,20 @@ def parse_faults(spec: str) -> FaultSpec:
             fields["slow_body_bps"] = _rate(value)
         elif name == "scope":
             if value not in ("score", "all"):
-                raise ValueError("fault scope must be 'score' or 'all'")
+                raise ValueError(f"fault scope={value}: must be 'score' or 'all'")
             fields["scope"] = value
         elif name == "503-code":
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,63}", value):
+                raise ValueError(f"fault 503-code={value}: must be an OSS error code, e.g. TotalQpsLimitExceeded")
             fields["code_503"] = value
         elif name == "seed":
-            fields["seed"] = int(value)
+            try:
+                fields["seed"] = int(value)
+            except ValueError:
+                raise ValueError(f"fault seed={value}: not an integer") from None
         else:
-            raise ValueError(f"unknown fault {name!r} (known: latency, 503, 429, reset, slow-body, scope, 503-code, seed)")
+            raise ValueError(f"unknown fault {name!r} "
+                             "(known: latency, 503, 429, reset, slow-body, scope, 503-code, seed)")
     spec_obj = FaultSpec(**fields)  # type: ignore[arg-type]
     if spec_obj.rate_503 + spec_obj.rate_429 + spec_obj.reset_rate > 1.0:
         raise ValueError("fault fractions 503 + 429 + reset add up to more than 1")

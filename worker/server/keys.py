@@ -57,7 +57,7 @@ def validate_key(key: str) -> None:
 
 
 def validate_bucket_name(name: str) -> None:
-    """OSS bucket names: 3–63 of ``[a-z0-9-]``, starting and ending with a letter or digit."""
+    """OSS bucket names: 3 to 63 of ``[a-z0-9-]``, starting and ending with a letter or digit."""
     if not _BUCKET_RE.fullmatch(name):
         raise OSSError(400, "InvalidBucketName", "The specified bucket is not valid.",
                        "0015-00000001", {"BucketName": name[:100]})

@@ -39,10 +39,7 @@ def parse_max_keys(raw: str | None) -> int:
     """``max-keys``: an integer 1..1000 (OSS answers 400 ``InvalidArgument`` otherwise)."""
     if raw is None or raw == "":
         return DEFAULT_MAX_KEYS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
+    value = int(raw) if raw.isascii() and raw.isdigit() else -1
     if not 0 <= value <= MAX_KEYS_LIMIT:
         raise OSSError.invalid_argument("max-keys should be an integer between 0 and 1000.",
                                         ArgumentName="max-keys", ArgumentValue=raw[:50])
@@ -98,7 +95,7 @@ def encode_token(marker: str) -> str:
 
 def decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         raise OSSError.invalid_argument("The continuation token provided is incorrect.",
                                         ArgumentName="continuation-token") from None

@@ -4,7 +4,9 @@ Layout — a bucket is a plain directory, an object a plain file, so a folder of
 bucket as it stands::
 
     ROOT/<bucket>/<key>                       object bytes
-    ROOT/<bucket>/.picscore/meta/<key>.json   ETag, CRC-64, Content-Type, user metadata
+    ROOT/<bucket>/.picscore/meta/<h:2>/<h>.json  ETag, CRC-64, Content-Type, user metadata;
+                                              h = sha256(key): no key's metadata file can
+                                              collide with another's, whatever its length
     ROOT/<bucket>/.picscore/tmp/…             uploads in progress (same file system → atomic rename)
 
 Why readers never see a torn object: a PUT writes a temporary file, fsyncs it and renames it
@@ -17,14 +19,25 @@ and its ETag always belong together.
 Limits of mapping keys onto a file system (documented in the README): a key cannot be both an
 object and a "directory" of other keys (``a`` and ``a/b``) — the second PUT gets
 ``409 FileAlreadyExists``; keys ending in ``/`` are directory markers and must be empty.
+
+What is on disk but is not an object: only regular files (and marker directories) are objects;
+FIFOs, sockets and devices are neither listed nor opened. A symbolic link is followed only when
+it resolves to a regular file inside the bucket and outside ``.picscore`` — a link that leads
+out of the bucket is neither listed nor readable, and no PUT or DELETE goes through it (409 /
+no-op). Links to directories are not descended by listings (they could form cycles), and
+names OSS cannot have as keys (control characters, not UTF-8) are not listed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import mimetypes
 import os
 import shutil
+import stat
 import threading
 import time
 import uuid
@@ -41,6 +54,9 @@ from .keys import RESERVED_DIR, validate_bucket_name, validate_key
 __all__ = ["ObjectMeta", "ObjectHandle", "PendingWrite", "LocalStore", "SkipCursor"]
 
 _CHUNK = 1 << 20
+#: Directory listings are cached by mtime only once the mtime is this old: on file systems
+#: with coarse timestamps a second change in the same tick would leave the mtime unchanged.
+_RACY_MTIME_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -94,7 +110,7 @@ class ObjectHandle:
         if self._file is not None:
             self._file.close()
 
-    def __enter__(self) -> "ObjectHandle":
+    def __enter__(self) -> ObjectHandle:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -119,7 +135,7 @@ def _conflict(key: str, why: str) -> OSSError:
 class PendingWrite:
     """An upload in progress: bytes go to a temporary file; :meth:`commit` publishes them."""
 
-    def __init__(self, store: "LocalStore", bucket: str, key: str, tmp_path: Path) -> None:
+    def __init__(self, store: LocalStore, bucket: str, key: str, tmp_path: Path) -> None:
         self._store = store
         self.bucket = bucket
         self.key = key
@@ -165,6 +181,8 @@ class LocalStore:
         self._dir_cache: OrderedDict[str, tuple[int, list[tuple[str, bool]]]] = OrderedDict()
         self._dir_cache_size = dir_cache_size
         self._cache_lock = threading.Lock()
+        #: Serialises changes to the directory tree (publish, delete + pruning of empty parents).
+        self._tree_lock = threading.Lock()
 
     # -- buckets ----------------------------------------------------------------------------
     def bucket_path(self, bucket: str) -> Path:
@@ -214,7 +232,12 @@ class LocalStore:
         return self.require_bucket(bucket) / key
 
     def _meta_path(self, bucket: str, key: str) -> Path:
-        return self.root / bucket / RESERVED_DIR / "meta" / (key + ".json")
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        return self.root / bucket / RESERVED_DIR / "meta" / digest[:2] / f"{digest}.json"
+
+    def _inside(self, bucket: str, path: Path) -> str | None:
+        """``path`` with every link resolved, or None if that leaves the bucket or enters ``.picscore``."""
+        return _resolve_inside(os.path.realpath(self.root / bucket), path)
 
     def begin_put(self, bucket: str, key: str) -> PendingWrite:
         data_path = self._data_path(bucket, key)
@@ -227,32 +250,40 @@ class LocalStore:
         bucket_path = self.root / bucket
         parent = data_path.parent
         while parent != bucket_path:
-            if parent.exists() and not parent.is_dir():
+            if _exists_not_dir(parent):
                 raise _conflict(key, f"'{parent.relative_to(bucket_path)}' is an object, not a prefix")
             parent = parent.parent
-        if not key.endswith("/") and data_path.is_dir():
+        if key.endswith("/"):
+            if _exists_not_dir(data_path):
+                raise _conflict(key, f"'{key[:-1]}' is an object, not a prefix")
+        elif data_path.is_dir():
             raise _conflict(key, "other keys already use it as a prefix")
+        if self._inside(bucket, data_path if key.endswith("/") else data_path.parent) is None:
+            raise _conflict(key, "its directory is a link that leads out of the bucket")
 
     def _publish(self, pending: PendingWrite, content_type: str | None,
                  user_meta: dict[str, str], forbid_overwrite: bool) -> ObjectMeta:
         bucket, key = pending.bucket, pending.key
         data_path = self._data_path(bucket, key)
-        self._check_no_conflict(bucket, key, data_path)
-        if forbid_overwrite and self._exists(bucket, key, data_path):
-            raise OSSError(409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.",
-                           "0026-00000010", {"Key": key[:200]})
-        data_path.parent.mkdir(parents=True, exist_ok=True)
-        if key.endswith("/"):
-            data_path.mkdir(parents=True, exist_ok=True)
-            st = data_path.stat()
-        else:
-            st = os.stat(pending._tmp_path)
-        meta = ObjectMeta(size=pending.digest.size, etag=pending.digest.etag, crc64=pending.digest.crc64,
-                          content_type=content_type or _guess_type(key), mtime_ns=st.st_mtime_ns,
-                          ino=st.st_ino, user_meta=user_meta)
-        self._write_meta(bucket, key, meta)
+        with self._tree_lock:
+            self._check_no_conflict(bucket, key, data_path)
+            if forbid_overwrite and self._exists(bucket, key, data_path):
+                raise OSSError(409, "FileAlreadyExists",
+                               "The object you specified already exists and can not be overwritten.",
+                               "0026-00000010", {"Key": key[:200]})
+            data_path.parent.mkdir(parents=True, exist_ok=True)
+            if key.endswith("/"):
+                data_path.mkdir(parents=True, exist_ok=True)
+                st = data_path.stat()
+            else:
+                st = os.stat(pending._tmp_path)
+            meta = ObjectMeta(size=pending.digest.size, etag=pending.digest.etag, crc64=pending.digest.crc64,
+                              content_type=content_type or _guess_type(key), mtime_ns=st.st_mtime_ns,
+                              ino=st.st_ino, user_meta=user_meta)
+            self._write_meta(bucket, key, meta)
+            if not key.endswith("/"):
+                os.replace(pending._tmp_path, data_path)
         if not key.endswith("/"):
-            os.replace(pending._tmp_path, data_path)
             _fsync_dir(data_path.parent)
         self._invalidate(data_path.parent)
         return meta
@@ -278,15 +309,29 @@ class LocalStore:
     def open(self, bucket: str, key: str) -> ObjectHandle:
         """Open an object for reading; 404 ``NoSuchKey`` when absent."""
         data_path = self._data_path(bucket, key)
+        real = self._inside(bucket, data_path)
         if key.endswith("/"):
             meta = self._read_meta(bucket, key)
-            if meta is None or not data_path.is_dir():
+            if meta is None or real is None or not os.path.isdir(real):
                 raise OSSError.no_such_key(key)
             return ObjectHandle(key, meta, None)
-        try:
-            file = open(data_path, "rb")
+        if real is None:  # a link out of the bucket (or into .picscore) is not an object
+            raise OSSError.no_such_key(key)
+        try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+            fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise OSSError.no_such_key(key) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # the resolved path became a link since we resolved it
+                raise OSSError.no_such_key(key) from None
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # directories, FIFOs, sockets, devices
+                raise OSSError.no_such_key(key)
+            file = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
         try:
             return ObjectHandle(key, self._meta_for_open_file(bucket, key, file), file)
         except BaseException:
@@ -311,27 +356,45 @@ class LocalStore:
                            mtime_ns=st.st_mtime_ns, ino=st.st_ino,
                            user_meta=meta.user_meta if meta else {})
         if digest.size == st.st_size:
-            try:  # cache for the next reader; a read-only root simply recomputes each time
+            # cache for the next reader; a read-only root simply recomputes each time
+            with contextlib.suppress(OSError):
                 self._write_meta(bucket, key, fresh)
-            except OSError:
-                pass
         return fresh
 
     def delete(self, bucket: str, key: str) -> None:
         """Delete an object; deleting a missing key succeeds, as on OSS."""
         data_path = self._data_path(bucket, key)
-        if key.endswith("/"):
-            try:
-                data_path.rmdir()
-            except OSError:
-                pass  # not empty: the marker goes, the keys under it stay
-        else:
-            try:
-                data_path.unlink()
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                pass
-        self._meta_path(bucket, key).unlink(missing_ok=True)
+        with self._tree_lock:
+            inside = self._inside(bucket, data_path.parent) is not None
+            if not inside:
+                pass  # behind a link out of the bucket: nothing there is ours to delete
+            elif key.endswith("/"):
+                with contextlib.suppress(OSError):  # not empty: the marker goes, the keys under it stay
+                    data_path.rmdir()
+            else:
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                    data_path.unlink()
+            self._meta_path(bucket, key).unlink(missing_ok=True)
+            if inside:
+                self._prune_empty_parents(bucket, data_path.parent)
         self._invalidate(data_path.parent)
+
+    def _prune_empty_parents(self, bucket: str, directory: Path) -> None:
+        """Remove directories the last key under them just left (unless they are markers).
+
+        Otherwise a deleted ``a/b`` would leave a directory ``a`` behind and a later PUT of
+        the object ``a`` would be refused with 409, which OSS would accept.
+        """
+        bucket_path = self.root / bucket
+        while directory != bucket_path and bucket_path in directory.parents:
+            marker = directory.relative_to(bucket_path).as_posix() + "/"
+            if self._meta_path(bucket, marker).is_file():
+                return  # a directory marker keeps its directory
+            try:
+                directory.rmdir()
+            except OSError:
+                return  # not empty (or not a plain directory)
+            directory = directory.parent
 
     # -- listing ----------------------------------------------------------------------------
     def iter_keys(self, bucket: str, prefix: str = "", start_after: str = "",
@@ -343,37 +406,51 @@ class LocalStore:
         about the page, not the bucket.
         """
         bucket_path = self.require_bucket(bucket)
+        bucket_real = os.path.realpath(bucket_path)
         base = prefix[: prefix.rfind("/") + 1]
-        if base and any(seg in ("", ".", "..") for seg in base[:-1].split("/")):
-            return iter(())
-        if base.split("/", 1)[0] == RESERVED_DIR:
-            return iter(())
-        return self._walk(bucket, bucket_path / base if base else bucket_path, base,
-                          prefix, start_after, cursor or SkipCursor())
+        if base and not _is_key(base):
+            return iter(())  # no key can start with it (and it must not reach os.path)
+        start = bucket_path / base if base else bucket_path
+        if base and os.path.realpath(start) != os.path.join(bucket_real, base[:-1]):
+            return iter(())  # behind a link: the full walk would not descend there either
+        return self._walk_from(bucket, start, bucket_real, base, prefix, start_after,
+                               cursor or SkipCursor())
 
-    def _walk(self, bucket: str, dir_path: Path, key_base: str, prefix: str, start_after: str,
-              cursor: SkipCursor) -> Iterator[str]:
-        for name, is_dir in self._sorted_entries(dir_path, top=not key_base):
+    def _walk_from(self, bucket: str, start: Path, bucket_real: str, base: str, prefix: str,
+                   start_after: str, cursor: SkipCursor) -> Iterator[str]:
+        if (base and base == prefix and base > start_after and not cursor.skips(base)
+                and self._meta_path(bucket, base).is_file() and start.is_dir()):
+            yield base  # the prefix names a directory marker: it is listed too
+        yield from self._walk(bucket, start, bucket_real, base, prefix, start_after, cursor)
+
+    def _walk(self, bucket: str, dir_path: Path, bucket_real: str, key_base: str, prefix: str,
+              start_after: str, cursor: SkipCursor) -> Iterator[str]:
+        for name, is_dir in self._sorted_entries(dir_path, not key_base, bucket_real):
             key = key_base + name + ("/" if is_dir else "")
             if key > prefix and not key.startswith(prefix) and not prefix.startswith(key):
                 return  # sorted: everything after is past the prefix too
             if cursor.skips(key):
                 continue
             if not is_dir:
-                if key > start_after and key.startswith(prefix):
+                if key > start_after and key.startswith(prefix) and _is_key(key):
                     yield key
                 continue
             if start_after >= key and not start_after.startswith(key):
                 continue  # the whole subtree sorts before start_after
-            if key > start_after and key.startswith(prefix) and self._meta_path(bucket, key).is_file():
+            if (key > start_after and key.startswith(prefix) and _is_key(key)
+                    and self._meta_path(bucket, key).is_file()):
                 yield key  # directory marker object, sorts before its children
-            yield from self._walk(bucket, dir_path / name, key, prefix, start_after, cursor)
+            yield from self._walk(bucket, dir_path / name, bucket_real, key, prefix, start_after, cursor)
 
-    def _sorted_entries(self, dir_path: Path, top: bool) -> list[tuple[str, bool]]:
-        """A directory's entries in key order (a directory sorts as ``name/``), cached by mtime."""
+    def _sorted_entries(self, dir_path: Path, top: bool, bucket_real: str) -> list[tuple[str, bool]]:
+        """A directory's entries in key order (a directory sorts as ``name/``), cached by mtime.
+
+        Only what can be an object: directories (not links to them), regular files, and links
+        to regular files inside the bucket.
+        """
         try:
             mtime = dir_path.stat().st_mtime_ns
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:
             return []
         cache_key = str(dir_path)
         with self._cache_lock:
@@ -382,22 +459,36 @@ class LocalStore:
                 self._dir_cache.move_to_end(cache_key)
                 return hit[1]
         entries = []
-        with os.scandir(dir_path) as it:
-            for entry in it:
-                if top and entry.name == RESERVED_DIR:
-                    continue
-                if not _is_listable_name(entry.name):
-                    continue
-                try:
-                    is_dir = entry.is_dir()
-                except OSError:
-                    continue
-                entries.append((entry.name, is_dir))
+        try:  # the directory may be pruned by a concurrent DELETE between stat and scan
+            with os.scandir(dir_path) as it:
+                for entry in it:
+                    if top and entry.name == RESERVED_DIR:
+                        continue
+                    if not _is_listable_name(entry.name):
+                        continue
+                    try:
+                        if entry.is_symlink():
+                            if (entry.is_dir() or not entry.is_file()
+                                    or _resolve_inside(bucket_real, entry.path) is None):
+                                continue
+                            is_dir = False
+                        elif entry.is_dir(follow_symlinks=False):
+                            is_dir = True
+                        elif entry.is_file(follow_symlinks=False):
+                            is_dir = False
+                        else:
+                            continue  # FIFO, socket, device
+                    except OSError:
+                        continue
+                    entries.append((entry.name, is_dir))
+        except OSError:
+            return []
         entries.sort(key=lambda e: e[0] + "/" if e[1] else e[0])
-        with self._cache_lock:
-            self._dir_cache[cache_key] = (mtime, entries)
-            while len(self._dir_cache) > self._dir_cache_size:
-                self._dir_cache.popitem(last=False)
+        if time.time_ns() - mtime > _RACY_MTIME_NS:
+            with self._cache_lock:
+                self._dir_cache[cache_key] = (mtime, entries)
+                while len(self._dir_cache) > self._dir_cache_size:
+                    self._dir_cache.popitem(last=False)
         return entries
 
     def _invalidate(self, dir_path: Path) -> None:
@@ -411,6 +502,33 @@ class LocalStore:
     def remove_bucket_tree(self, bucket: str) -> None:
         """Test helper for fixtures: delete a bucket with everything in it."""
         shutil.rmtree(self.bucket_path(bucket))
+
+
+def _resolve_inside(bucket_real: str, path: str | Path) -> str | None:
+    """``path`` with every link resolved, or None if that leaves ``bucket_real`` or enters ``.picscore``."""
+    real = os.path.realpath(path)
+    if real != bucket_real and not real.startswith(bucket_real + os.sep):
+        return None
+    reserved = os.path.join(bucket_real, RESERVED_DIR)
+    if real == reserved or real.startswith(reserved + os.sep):
+        return None
+    return real
+
+
+def _exists_not_dir(path: Path) -> bool:
+    """One stat, so a directory pruned meanwhile never looks like an object."""
+    try:
+        return not stat.S_ISDIR(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _is_key(key: str) -> bool:
+    try:
+        validate_key(key)
+    except OSSError:
+        return False
+    return True
 
 
 def _is_listable_name(name: str) -> bool:
