@@ -7,21 +7,22 @@
 ``overall`` is OSS's ``OverallQualityScore``: 0 (worst) .. 1 (best). ``dimensions`` holds one
 0..1 score per aspect, higher always better:
 
-* ``resolution``  — pixel count, log scale, saturating at 2 Mpx;
-* ``noise``       — sensor/grain noise σ, measured in flat areas at native resolution;
-* ``blur``        — edge width at the strongest edges, at native resolution;
-* ``compression`` — JPEG 8×8 blockiness;
+* ``resolution``  — pixel count, log scale, 0 at a 128² thumbnail, 1 from 2 Mpx;
+* ``noise``       — luma noise sigma in the flattest blocks, at native resolution;
+* ``blur``        — edge width of the sharpest detailed area, at native resolution;
+* ``compression`` — JPEG 8x8 blockiness;
 * ``distortion``  — blur and compression together (what OSS calls distortion);
-* ``saturation``  — colourfulness (Hasler–Süsstrunk);
-* ``exposure``    — mean luma vs mid-grey, and clipped shadows/highlights.
+* ``saturation``  — colourfulness (Hasler-Süsstrunk);
+* ``exposure``    — scene key in stops from a mid key, and crushed/blown pixels.
 
-``measurements`` holds each dimension's raw quantity (σ in 8-bit levels, edge width in px,
-boundary/interior gradient ratio, colourfulness M, mean luma 0..1, pixel count) for
-explanations. How they combine: :mod:`worker.quality.scorer`.
+``measurements`` holds the raw quantity behind each measured dimension, for explanations:
+pixel count, noise sigma (8-bit levels), edge sigma (px), boundary/interior gradient ratio,
+colourfulness M, stops from the mid key. How they are measured and mapped onto 0..1:
+:mod:`worker.quality.measures`; how they combine: :mod:`worker.quality.scorer`.
 
-Pure and deterministic: no I/O, no randomness, no threads; the same bytes give the same
-scores in any process. Failures raise an :class:`ImageError` carrying the OSS ``Code`` and
-``EC`` to answer with.
+Pure and deterministic: no I/O, no randomness; the same bytes give the same scores in any
+process. Failures raise an :class:`ImageError` carrying the OSS ``Code`` and ``EC`` to
+answer with.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from worker.quality.decode import (
     ImageError,
     ImageTooLarge,
     UnsupportedImage,
-    decode,
+    decode_image,
 )
 from worker.quality.scorer import combine, measure_all
 
@@ -61,11 +62,11 @@ class Score:
 
 
 def score(data: bytes) -> Score:
-    """Score an encoded picture (any format :func:`worker.quality.decode.decode` reads).
+    """Score an encoded picture (any format :func:`worker.quality.decode.decode_image` reads).
 
     Raises :class:`UnsupportedImage` or :class:`ImageTooLarge` (both :class:`ImageError`).
     """
-    found = measure_all(decode(data))
+    found = measure_all(decode_image(data))
     overall, dimensions = combine({name: m.score for name, m in found.items()})
     return Score(
         overall=overall,

@@ -1,8 +1,8 @@
 """Bytes → one RGB picture, with OSS's size limits checked before any pixel is decoded.
 
-Formats: whatever Pillow opens (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF …) plus HEIC/HEIF via
-``pillow_heif``. Only the first frame of an animation is scored, but an animated GIF counts all
-its frames against :data:`MAX_PIXELS`, as OSS does.
+Formats: those of :data:`FORMATS` — JPEG, PNG, WebP, GIF, BMP, TIFF and AVIF through Pillow,
+HEIC/HEIF through ``pillow_heif``. Only the first frame of an animation is scored, but an
+animated GIF counts all its frames against :data:`MAX_PIXELS`, as OSS does.
 
 Module-level side effects, both process-wide and idempotent: the HEIF opener is registered
 with Pillow, and Pillow's own decompression-bomb threshold is raised to :data:`MAX_PIXELS`
@@ -21,17 +21,22 @@ from PIL import Image, ImageOps
 __all__ = [
     "MAX_PIXELS",
     "MAX_SIDE",
+    "FORMATS",
     "ImageError",
     "ImageTooLarge",
     "UnsupportedImage",
-    "decode",
+    "decode_image",
 ]
 
 MAX_SIDE = 30_000
 """Longest side OSS image processing accepts, in pixels."""
 
 MAX_PIXELS = 250_000_000
-"""Most pixels OSS image processing accepts (width × height × frames for an animated GIF)."""
+"""Most pixels OSS image processing accepts (width x height x frames for an animated GIF)."""
+
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF")
+"""Pillow format names tried: those OSS image processing reads (a camera's multi-picture MPO
+opens as JPEG). Never the rest: EPS would run Ghostscript; every extra parser is attack surface."""
 
 _WHITE = (255, 255, 255)
 
@@ -64,26 +69,28 @@ class ImageTooLarge(ImageError):
         self.ec = ec
 
 
-def decode(data: bytes) -> Image.Image:
+def decode_image(data: bytes) -> Image.Image:
     """Decode ``data`` to an upright 8-bit RGB image (EXIF orientation applied, alpha on white).
 
     Raises :class:`ImageTooLarge` from the header alone, before the pixels are decoded, and
     :class:`UnsupportedImage` for anything Pillow cannot open or fully decode.
     """
     try:
-        im = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:  # over 2 × MAX_PIXELS: Pillow refuses first
+        im = Image.open(io.BytesIO(data), formats=FORMATS)
+    except Image.DecompressionBombError as exc:  # over 2 x MAX_PIXELS: Pillow refuses first
         raise ImageTooLarge(str(exc), "0040-00000012") from exc
+    except Image.UnidentifiedImageError as exc:
+        raise UnsupportedImage("not an image, or not in a supported format") from exc
     except Exception as exc:  # an opener fed arbitrary bytes fails in many ways; all mean "no"
-        raise UnsupportedImage(f"not a supported image: {exc}") from exc
-    with im:
-        check_limits(im.width, im.height, im.n_frames if im.format == "GIF" else 1)
-        try:
-            im.load()
-            ImageOps.exif_transpose(im, in_place=True)
-            return to_rgb(im)
-        except Exception as exc:  # truncated or corrupt pixel data, in any decoder
-            raise UnsupportedImage(f"corrupt or truncated image: {exc}") from exc
+        raise UnsupportedImage(f"corrupt image header: {exc}") from exc
+    # No ``with im``: for an RGB picture the result *is* ``im``, and the input is in memory.
+    check_limits(im.width, im.height, im.n_frames if im.format == "GIF" else 1)
+    try:
+        im.load()
+        ImageOps.exif_transpose(im, in_place=True)
+        return to_rgb(im)
+    except Exception as exc:  # truncated or corrupt pixel data, in any decoder
+        raise UnsupportedImage(f"corrupt or truncated image: {exc}") from exc
 
 
 def check_limits(width: int, height: int, frames: int = 1) -> None:
@@ -108,7 +115,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
         im = im.convert("I").point(lambda v: v / 257).convert("L")
     if im.mode == "F":
         im = im.point(lambda v: v * 255).convert("L")  # float pictures are 0..1 by convention
-    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
+    if im.mode in ("RGBA", "RGBa", "LA", "PA") or "transparency" in im.info:
         rgba = im.convert("RGBA")
         flat = Image.new("RGB", rgba.size, _WHITE)
         flat.paste(rgba, mask=rgba.getchannel("A"))
