@@ -12,13 +12,19 @@ import re
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 __all__ = [
-    "HttpResult", "crc64_ecma", "expected_listing", "http_request", "listing_keys",
+    "HttpResult", "abounded", "bounded", "crc64_ecma", "expected_listing", "http_request", "listing_keys",
     "parse_score", "quoted_md5", "unique_bucket", "unique_prefix",
 ]
+
+T = TypeVar("T")
+
+#: More pages or entries than any listing test can legitimately produce.
+PAGINATION_LIMIT = 100
 
 _CRC64_POLY_REFLECTED = 0xC96C5795D7870F42  # CRC-64/XZ (ECMA-182, reflected), as OSS uses
 
@@ -60,12 +66,14 @@ def unique_bucket(tag: str) -> str:
 
 
 def listing_keys(prefix: str) -> list[str]:
-    """25 keys under ``prefix``: nested, non-ASCII, with space and ``+``, and plain ones."""
+    """26 keys under ``prefix``: nested, non-ASCII, with space and ``+``, a literal ``%41`` (which
+    must survive encoding-type=url round trips undecoded), and plain ones."""
     specials = [
         "a/b/c.jpg",
         "a/b/d.jpg",
         "a/e.jpg",
         "dir/cat photo+1.jpg",
+        "p%41+%2B.jpg",
         "图片/猫 照片.jpg",
         "top.jpg",
         "z-last.jpg",
@@ -89,6 +97,23 @@ def expected_listing(keys: Iterable[str], prefix: str, delimiter: str = "") -> t
         else:
             prefixes.add(key[: at + len(delimiter)])
     return sorted(objects), sorted(prefixes)
+
+
+def bounded(items: Iterable[T], limit: int = PAGINATION_LIMIT) -> Iterator[T]:
+    """Pass ``items`` through, failing (instead of hanging) once more than ``limit`` arrive:
+    a server that hands out a marker or token it already served makes paginators loop."""
+    for count, item in enumerate(items, 1):
+        assert count <= limit, f"pagination did not stop after {limit} pages/entries"
+        yield item
+
+
+async def abounded(items: AsyncIterable[T], limit: int = PAGINATION_LIMIT) -> AsyncIterator[T]:
+    """:func:`bounded` for async paginators."""
+    count = 0
+    async for item in items:
+        count += 1
+        assert count <= limit, f"pagination did not stop after {limit} pages/entries"
+        yield item
 
 
 _SCORE_LITERAL = re.compile(r"^(0(\.\d{1,3})?|1(\.0{1,3})?)$")

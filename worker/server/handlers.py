@@ -172,8 +172,16 @@ class Operations:
 
     # -- service and bucket ---------------------------------------------------------------
     async def list_buckets(self, call: Call) -> web.StreamResponse:
+        """ListBuckets with ``prefix``, ``marker`` and ``max-keys`` (default 100), paged like
+        ListObjects V1: when truncated, ``NextMarker`` is the last bucket name returned."""
+        q = call.query
+        prefix, marker = q.get("prefix", ""), q.get("marker", "")
+        max_keys = parse_max_keys(q.get("max-keys"))
         buckets = await asyncio.to_thread(self.store.list_buckets)
-        return _xml(xmlbody.list_buckets(buckets, self.region))
+        matching = [(name, created) for name, created in buckets if name.startswith(prefix) and name > marker]
+        truncated = 0 < max_keys < len(matching)
+        return _xml(xmlbody.list_buckets(matching[:max_keys], self.region, prefix=prefix, marker=marker,
+                                         max_keys=max_keys, truncated=truncated))
 
     async def put_bucket(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None

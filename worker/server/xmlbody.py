@@ -126,8 +126,14 @@ def _bucket_fields(name: str, created: float, region: str) -> list[Node]:
     ]
 
 
-def list_buckets(buckets: Sequence[tuple[str, float]], region: str) -> bytes:
+def list_buckets(buckets: Sequence[tuple[str, float]], region: str, *, prefix: str = "", marker: str = "",
+                 max_keys: int = 100, truncated: bool = False) -> bytes:
     return render(("ListAllMyBucketsResult", [
+        ("Prefix", prefix),
+        ("Marker", marker),
+        ("MaxKeys", max_keys),
+        ("IsTruncated", truncated),
+        ("NextMarker", buckets[-1][0] if truncated and buckets else None),
         _owner(),
         ("Buckets", [("Bucket", _bucket_fields(name, created, region)) for name, created in buckets]),
     ]))
