@@ -14,12 +14,12 @@ shows the HTTP/auth/storage overhead alone.
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
 import asyncio
 import os
 import statistics
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp

@@ -11,7 +11,7 @@ import alibabacloud_oss_v2 as oss
 import pytest
 
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, make_jpeg
-from tests.integration.rawclient import presign, send, signed, sdk_client
+from tests.integration.rawclient import presign, sdk_client, send, signed
 from worker.server.launch import start_server
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-from multidict import CIMultiDict
 import pytest
+from multidict import CIMultiDict
 
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, make_jpeg
 from tests.integration.rawclient import presign, send, signed

@@ -90,7 +90,7 @@ class _Server:
             response = self._error_response(request, request_id, err)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
-        except Exception:  # noqa: BLE001 - the server must keep serving
+        except Exception:
             log.exception("internal_error", request_id=request_id, method=request.method)
             response = self._error_response(request, request_id, OSSError(500, "InternalError",
                                             "We encountered an internal error. Please try again."))

@@ -33,19 +33,20 @@ class OSSError(Exception):
 
     # -- the errors the server raises most often, named once -------------------------------
     @classmethod
-    def access_denied(cls, message: str = "You have no right to access this object because of bucket acl.", ec: str = "0003-00000001") -> "OSSError":
+    def access_denied(cls, message: str = "You have no right to access this object because of bucket acl.",
+                      ec: str = "0003-00000001") -> OSSError:
         return cls(403, "AccessDenied", message, ec)
 
     @classmethod
-    def invalid_argument(cls, message: str, ec: str | None = None, **extra: str) -> "OSSError":
+    def invalid_argument(cls, message: str, ec: str | None = None, **extra: str) -> OSSError:
         return cls(400, "InvalidArgument", message, ec, dict(extra))
 
     @classmethod
-    def no_such_bucket(cls, bucket: str) -> "OSSError":
+    def no_such_bucket(cls, bucket: str) -> OSSError:
         return cls(404, "NoSuchBucket", "The specified bucket does not exist.", "0015-00000101", {"BucketName": bucket})
 
     @classmethod
-    def no_such_key(cls, key: str) -> "OSSError":
+    def no_such_key(cls, key: str) -> OSSError:
         return cls(404, "NoSuchKey", "The specified key does not exist.", "0026-00000001", {"Key": key})
 
 

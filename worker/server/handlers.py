@@ -13,9 +13,9 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Awaitable, Callable
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
@@ -98,6 +98,10 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     if start >= size or end < start:
         return None
     return start, min(end, size - 1) - start + 1
+
+
+def _precondition_failed() -> OSSError:
+    return OSSError(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.")
 
 
 def _precondition(call: Call, meta: ObjectMeta) -> int | None:
@@ -272,7 +276,7 @@ class Operations:
             meta = handle.meta
             status = _precondition(call, meta)
             if status == 412:
-                raise OSSError(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.")
+                raise _precondition_failed()
             headers = _object_headers(meta)
             if status == 304:
                 return web.Response(status=304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
@@ -304,7 +308,7 @@ class Operations:
         meta = await asyncio.to_thread(self.store.head, call.bucket, call.key)
         status = _precondition(call, meta)
         if status == 412:
-            raise OSSError(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.")
+            raise _precondition_failed()
         headers = _object_headers(meta)
         headers["x-oss-hash-crc64ecma"] = meta.crc64
         headers["Content-Length"] = str(meta.size)

@@ -7,8 +7,7 @@ and every text value is escaped in one place.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
-from typing import Union
+from datetime import UTC, datetime
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -20,7 +19,7 @@ __all__ = [
     "bucket_info", "bucket_location", "delete_result", "OWNER_ID",
 ]
 
-Node = tuple[str, Union[str, int, bool, None, Sequence["Node"]]]
+Node = tuple[str, str | int | bool | Sequence["Node"] | None]
 
 #: A fixed owner: the embedded server has one tenant.
 OWNER_ID = "1000000000000000"
@@ -45,10 +44,10 @@ def _render(node: Node) -> str:
 
 def iso8601(epoch: float) -> str:
     """OSS listings' time format: ``2026-11-26T13:03:16.000Z``."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _encoder(encoding_type: str) -> "callable[[str], str]":
+def _encoder(encoding_type: str) -> callable[[str], str]:
     if encoding_type == "url":
         return lambda text: quote(text, safe="/")
     return lambda text: text
