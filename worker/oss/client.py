@@ -1,0 +1,130 @@
+"""Build the SDK's ``AsyncClient`` the way the batch worker needs it.
+
+Three choices differ from the SDK's defaults, on purpose:
+
+* **No SDK retries** (``NopRetryer``): tenacity in :mod:`worker.pipeline.scoring` owns retries,
+  so attempts, backoff and throttle feedback are counted in one place — two stacked retry
+  loops would multiply attempts and hide throttling from the rate limiter.
+* **Our own aiohttp session**, whose ``TCPConnector`` limit equals the consumer count. The
+  SDK's ``AioHttpClient`` accepts ``max_connections`` but never applies it (it opens a bare
+  ``ClientSession``), so without this a burst could open unbounded sockets.
+* **Path-style addressing for ``localhost``**: ``bucket.localhost`` does not resolve everywhere;
+  the SDK already switches to path style for IP literals, not for host names.
+
+The session is not owned by the SDK's transport, so :meth:`OssAsyncClient.close` (also run by
+``async with``) closes it after the SDK is done.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+import alibabacloud_oss_v2 as oss
+from alibabacloud_oss_v2.aio import AsyncClient
+from alibabacloud_oss_v2.aio.transport import AioHttpClient
+
+__all__ = ["OssCredentials", "OssAsyncClient", "build_async_client", "open_async_client", "close_async_client"]
+
+
+class OssCredentials(Protocol):
+    """What the client needs from a credentials value (e.g. the worker's settings object).
+
+    ``session_token`` is optional on the value: STS tokens are read when present."""
+
+    @property
+    def access_key_id(self) -> str: ...
+
+    @property
+    def access_key_secret(self) -> str: ...
+
+
+class OssAsyncClient(AsyncClient):
+    """The SDK's ``AsyncClient`` plus the aiohttp session it sends through, closed with it."""
+
+    def __init__(self, config: oss.config.Config, session: aiohttp.ClientSession) -> None:
+        super().__init__(config)
+        self.http_session = session
+
+    async def close(self) -> None:
+        """Close the SDK side first (it never closes a session it did not open), then ours."""
+        try:
+            await super().close()
+        finally:
+            if not self.http_session.closed:
+                await self.http_session.close()
+
+
+def build_async_client(endpoint: str, region: str, credentials: OssCredentials, concurrency: int, *,
+                       connect_timeout_s: float = 10, read_timeout_s: float = 60) -> OssAsyncClient:
+    """An ``AsyncClient`` for ``endpoint`` (``https://oss-cn-hangzhou.aliyuncs.com``,
+    ``http://127.0.0.1:9000``…): V4 signing, no SDK retries, at most ``concurrency`` connections.
+
+    Call it inside the event loop that will use the client: the aiohttp session binds to the
+    running loop. Close the client (``await client.close()`` or ``async with``) to release it.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    session = _limited_session(concurrency, connect_timeout_s, read_timeout_s)
+    transport = AioHttpClient(session=session, connect_timeout=connect_timeout_s, readwrite_timeout=read_timeout_s)
+    config = _sdk_config(endpoint, region, credentials)
+    config.http_client = transport
+    config.connect_timeout = connect_timeout_s
+    config.readwrite_timeout = read_timeout_s
+    return OssAsyncClient(config, session)
+
+
+@asynccontextmanager
+async def open_async_client(endpoint: str, region: str, credentials: OssCredentials, concurrency: int,
+                            **timeouts: Any) -> AsyncIterator[OssAsyncClient]:
+    """``build_async_client`` as an ``async with`` block that always closes the session."""
+    client = build_async_client(endpoint, region, credentials, concurrency, **timeouts)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def close_async_client(client: AsyncClient) -> None:
+    """Close any ``AsyncClient``; for ours this also closes the aiohttp session."""
+    await client.close()
+
+
+def _limited_session(concurrency: int, connect_timeout_s: float, read_timeout_s: float) -> aiohttp.ClientSession:
+    """One connection per consumer: the pool, not a semaphore, is what bounds sockets.
+
+    ``limit_per_host=0`` because there is one host anyway; ``total=None`` because a score call's
+    duration is bounded by the socket timeouts (the SDK passes them per request too)."""
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+
+def _sdk_config(endpoint: str, region: str, credentials: OssCredentials) -> oss.config.Config:
+    config = oss.config.load_default()
+    config.region = region
+    config.endpoint = endpoint
+    config.signature_version = "v4"
+    config.retryer = oss.retry.NopRetryer()
+    config.credentials_provider = oss.credentials.StaticCredentialsProvider(
+        credentials.access_key_id, credentials.access_key_secret,
+        getattr(credentials, "session_token", None) or None)
+    if _needs_path_style(endpoint):
+        config.use_path_style = True
+    return config
+
+
+def _needs_path_style(endpoint: str) -> bool:
+    """``localhost`` (and ``*.localhost``) and IP literals cannot carry a bucket sub-domain."""
+    host = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}").hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
