@@ -2,6 +2,7 @@
 
 Sub-commands:
 
+* ``picscore run``    — the batch audit: list, score, write Parquet/CSV/JSONL (resumable);
 * ``picscore serve``  — the embedded OSS-compatible server over a local directory;
 * ``picscore score``  — score local image files without a server (JSON lines);
 * ``picscore demo``   — build the bundled demo bucket, serve it, score it through the SDK.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -85,13 +88,45 @@ def _run_until_signal(coro) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
 
     asyncio.run(runner())
     return EXIT_OK
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    from .config import add_run_arguments
+
+    p = sub.add_parser("run", help="audit a bucket: score every image under some prefixes into Parquet/CSV/JSONL",
+                       description="List prefixes of a bucket, score every image with x-oss-process=image/score "
+                       "(signed V4), and write one row per object. Settings come from --config FILE < "
+                       "PICSCORE_* environment variables < flags; credentials from OSS_ACCESS_KEY_ID / "
+                       "OSS_ACCESS_KEY_SECRET [/ OSS_SESSION_TOKEN]. Exit codes: 0 all scored, 1 failures over "
+                       "the threshold, 2 configuration error, 3 authentication error, 4 interrupted, "
+                       "5 time budget reached (4 and 5 continue with --resume).")
+    add_run_arguments(p)
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load_run_config
+    from .observability.logging import configure_logging
+    from .pipeline.checkpoint import CheckpointError
+    from .pipeline.runner import ExitCode, run_audit
+
+    try:
+        config = load_run_config(args, os.environ)
+    except ConfigError as exc:
+        print(f"picscore run: configuration error: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    json_logs = {"json": True, "console": False}.get(config.log_format)
+    configure_logging(config.log_level, json=json_logs, secrets=config.credentials.secrets)
+    try:
+        return int(asyncio.run(run_audit(config)))
+    except CheckpointError as exc:
+        print(f"picscore run: checkpoint error: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
@@ -128,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="picscore", description="Audit the visual quality of image libraries in object storage.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(sub)
+    _add_run(sub)
     _add_score(sub)
     _add_demo(sub)
     return parser

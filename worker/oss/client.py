@@ -28,7 +28,8 @@ import alibabacloud_oss_v2 as oss
 from alibabacloud_oss_v2.aio import AsyncClient
 from alibabacloud_oss_v2.aio.transport import AioHttpClient
 
-__all__ = ["OssCredentials", "OssAsyncClient", "build_async_client", "open_async_client", "close_async_client"]
+__all__ = ["OssCredentials", "OssAsyncClient", "build_async_client", "open_async_client", "close_async_client",
+           "upload_file"]
 
 
 class OssCredentials(Protocol):
@@ -128,3 +129,16 @@ def _needs_path_style(endpoint: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def upload_file(endpoint: str, region: str, credentials: OssCredentials, local_path: str, bucket: str,
+                key: str) -> str:
+    """Upload a finished result file (multipart when large) with the SDK's Uploader; returns the ETag.
+
+    Blocking — run it in a thread. Uses the synchronous client, whose Uploader handles
+    multipart uploads and their clean-up; a result file is written once per run, so the
+    simplicity beats an async re-implementation.
+    """
+    client = oss.Client(_sdk_config(endpoint, region, credentials))
+    result = oss.Uploader(client).upload_file(oss.PutObjectRequest(bucket=bucket, key=key), filepath=local_path)
+    return result.etag or ""

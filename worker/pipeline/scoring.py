@@ -22,10 +22,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import alibabacloud_oss_v2 as oss
 from alibabacloud_oss_v2.aio import AsyncClient
@@ -42,9 +42,11 @@ from worker.oss.errors import SERVICE, CallFailure, classify, invalid_answer, is
 from worker.pipeline.model import ObjectRef, ResultRow, Status
 from worker.pipeline.ratelimit import AdaptiveLimiter
 
+T = TypeVar("T")
+
 __all__ = [
     "ScoreCaller", "RetryPolicy", "AuthenticationFailed", "ScoreObserver", "NullObserver",
-    "ScoreAnswer", "InvalidAnswer", "parse_answer", "SCORE_PROCESS",
+    "ScoreAnswer", "InvalidAnswer", "parse_answer", "SCORE_PROCESS", "CallFailed", "retrying",
 ]
 
 SCORE_PROCESS = "image/score"
@@ -148,6 +150,60 @@ class _Retryable(Exception):
         self.failure = failure
 
 
+class CallFailed(Exception):
+    """A non-scoring call (listing, upload) failed for good: not retryable, or retries ran out."""
+
+    def __init__(self, failure: CallFailure) -> None:
+        super().__init__(f"{failure.http_status or ''} {failure.code}: {failure.message}".strip())
+        self.failure = failure
+
+
+def _controller(policy: RetryPolicy, before_sleep: Callable[[RetryCallState], None]) -> AsyncRetrying:
+    """The one retry policy of the worker: full-jitter exponential backoff, bounded in tries and time."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.total_s),
+        wait=wait_random_exponential(multiplier=policy.base_s, max=policy.max_backoff_s),
+        retry=retry_if_exception_type(_Retryable),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+
+def retrying(policy: RetryPolicy, observer: ScoreObserver | None = None,
+             secrets: Iterable[str] = ()) -> Callable[[Callable[[], Awaitable[T]]], Awaitable[T]]:
+    """Wrap other calls (ListObjectsV2 pages, uploads) in the same retry policy as scoring.
+
+    The returned coroutine function raises :class:`AuthenticationFailed` at once on rejected
+    credentials, and :class:`CallFailed` for a failure that is not retryable or outlasted the policy.
+    """
+    watcher: ScoreObserver = observer or NullObserver()
+    secrets = tuple(s for s in secrets if s)
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable):
+            watcher.on_retry(exc.failure.reason)
+
+    async def call(fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async for attempt in _controller(policy, before_sleep):
+                with attempt:
+                    try:
+                        return await fn()
+                    except Exception as exc:  # classified below; cancellation passes through
+                        failure = classify(exc, secrets)
+                        if is_auth_failure(failure):
+                            raise AuthenticationFailed(failure) from None
+                        if failure.retryable:
+                            raise _Retryable(failure) from None
+                        raise CallFailed(failure) from None
+        except _Retryable as exc:
+            raise CallFailed(exc.failure) from None
+        raise AssertionError("unreachable: tenacity either returned or raised")  # pragma: no cover
+
+    return call
+
+
 @dataclass
 class _Progress:
     """What the row reports about the tries of one object."""
@@ -179,14 +235,7 @@ class ScoreCaller:
         raise AssertionError("unreachable: tenacity either returned or raised")  # pragma: no cover
 
     def _retrying(self) -> AsyncRetrying:
-        policy = self.retry
-        return AsyncRetrying(
-            stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.total_s),
-            wait=wait_random_exponential(multiplier=policy.base_s, max=policy.max_backoff_s),
-            retry=retry_if_exception_type(_Retryable),
-            before_sleep=self._before_retry,
-            reraise=True,
-        )
+        return _controller(self.retry, self._before_retry)
 
     def _before_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

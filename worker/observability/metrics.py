@@ -1,0 +1,88 @@
+"""Prometheus metrics of one ``picscore run``: its own registry, ``/metrics``, Pushgateway.
+
+A run owns a :class:`RunMetrics` (a private ``CollectorRegistry``, so tests and repeated runs in
+one process never collide). Label values are fixed vocabularies — statuses, retry reasons,
+queue names — never keys, URLs or anything a secret could hide in.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, pushadd_to_gateway, start_http_server
+
+__all__ = ["RunMetrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+
+class RunMetrics:
+    """The run's metrics, and the scoring observer the consumers report to."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.listed = Counter("picscore_objects_listed", "Objects returned by ListObjectsV2 (all shards' share).",
+                              registry=registry)
+        self.objects = Counter("picscore_objects", "Result rows written, by status.", ["status"], registry=registry)
+        self.retries = Counter("picscore_retries", "Retried calls, by reason.", ["reason"], registry=registry)
+        self.throttled = Counter("picscore_throttled", "Answers that asked us to slow down (503 limits, 429).",
+                                 registry=registry)
+        self.in_flight = Gauge("picscore_requests_in_flight", "Scoring requests in flight.", registry=registry)
+        self.queue_depth = Gauge("picscore_queue_depth", "Items waiting between stages.", ["queue"], registry=registry)
+        self.latency = Histogram("picscore_request_latency_seconds", "Latency of each scoring attempt.",
+                                 ["outcome"], buckets=_LATENCY_BUCKETS, registry=registry)
+        self.score = Histogram("picscore_score", "OverallQualityScore of scored objects.", buckets=_SCORE_BUCKETS,
+                               registry=registry)
+        self.rate_wait = Counter("picscore_rate_limit_wait_seconds", "Time consumers waited on the rate limit.",
+                                 registry=registry)
+        self.last_success = Gauge("picscore_last_success_timestamp_seconds",
+                                  "Unix time of the last successfully scored object.", registry=registry)
+        self.run_duration = Gauge("picscore_run_duration_seconds", "Seconds since the run started.",
+                                  registry=registry)
+        self.run_success = Gauge("picscore_run_success", "1 when the run finished with exit code 0, else 0.",
+                                 registry=registry)
+        self._started = time.monotonic()
+        self._server = None
+
+    # -- observer interface used by the scoring calls -----------------------------------------
+    def on_retry(self, reason: str) -> None:
+        self.retries.labels(reason=reason).inc()
+
+    def on_attempt(self, latency_s: float, status: int | None) -> None:
+        outcome = "error" if status is None else f"{status // 100}xx"
+        self.latency.labels(outcome=outcome).observe(latency_s)
+
+    def on_throttle(self) -> None:
+        self.throttled.inc()
+
+    def on_rate_wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self.rate_wait.inc(seconds)
+
+    # -- run-level ----------------------------------------------------------------------------
+    def record_row(self, status: str, score: float | None) -> None:
+        self.objects.labels(status=status).inc()
+        if score is not None:
+            self.score.observe(score)
+            self.last_success.set(time.time())
+
+    def tick(self) -> None:
+        self.run_duration.set(time.monotonic() - self._started)
+
+    def serve(self, port: int, host: str = "0.0.0.0") -> int:
+        """Expose ``/metrics`` on ``port`` (0 picks one); returns the port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        return server.server_address[1]
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def push(self, gateway: str, job: str, shard: str) -> None:
+        """pushadd: replaces this job+shard group's metrics of the same names, keeps the others."""
+        self.tick()
+        pushadd_to_gateway(gateway, job=job, grouping_key={"shard": shard}, registry=self.registry, timeout=10)
