@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 	touch $@
 
-## Build the demo bucket, serve it, and score every image through the OSS SDK.
+## Build the demo bucket, serve it, audit it with `picscore run` into var/demo-results.parquet.
 run: install
 	$(BIN)/picscore demo --root $(DEMO_ROOT)
 

@@ -5,7 +5,7 @@ Sub-commands:
 * ``picscore run``    — the batch audit: list, score, write Parquet/CSV/JSONL (resumable);
 * ``picscore serve``  — the embedded OSS-compatible server over a local directory;
 * ``picscore score``  — score local image files without a server (JSON lines);
-* ``picscore demo``   — build the bundled demo bucket, serve it, score it through the SDK.
+* ``picscore demo``   — build the bundled demo bucket, serve it, audit it with ``picscore run``.
 """
 
 from __future__ import annotations
@@ -145,9 +145,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="serve the bundled demo bucket and score it through the OSS SDK")
+    p = sub.add_parser("demo", help="serve the bundled demo bucket and audit it with picscore run")
     p.add_argument("--root", type=Path, default=Path("var/demo-root"),
                    help="where to build the demo bucket (default var/demo-root)")
+    p.add_argument("--output", type=Path, default=Path("var/demo-results.parquet"),
+                   help="where the audit writes its Parquet file (default var/demo-results.parquet)")
     p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     p.set_defaults(func=_cmd_demo)
 
@@ -155,7 +157,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo.walkthrough import run_demo
 
-    return run_demo(args.root, port=args.port, out=sys.stdout)
+    return run_demo(args.root, output=args.output, port=args.port, out=sys.stdout)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,20 +1,21 @@
-"""``picscore demo``: the first thing a new user runs.
+"""``picscore demo`` (``make run``): the first thing a new user runs.
 
-Builds the bundled demo bucket, starts the embedded server on it, and scores every image
-through the official ``alibabacloud-oss-v2`` SDK exactly as one would against Alibaba Cloud
-OSS — a signed GET with ``x-oss-process=image/score`` — then prints the scores, worst first.
+Builds the bundled demo bucket, starts the embedded server on it, and audits the bucket with
+``picscore run`` exactly as one would audit a bucket on Alibaba Cloud OSS — signed
+ListObjectsV2, then a signed GET with ``x-oss-process=image/score`` per object — into a
+Parquet file. Prints the run's summary, the worst images, and where the results are.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 from typing import TextIO
 
-import alibabacloud_oss_v2 as oss
-
+from ..pipeline.sinks import read_rows
 from ..server.launch import start_server
 from .build import build_demo_bucket
 
@@ -24,44 +25,43 @@ BUCKET = "demo"
 
 
 def _demo_credentials() -> dict[str, str]:
-    """The exported OSS pair when there is one (so the same pair works for other clients), else a fresh one."""
+    """The exported OSS pair when there is one (so other clients can use it too), else a fresh one."""
     key_id, secret = os.environ.get("OSS_ACCESS_KEY_ID"), os.environ.get("OSS_ACCESS_KEY_SECRET")
     if key_id and secret:
         return {key_id: secret}
     return {"LTAIdemo" + secrets.token_hex(6): secrets.token_urlsafe(24)}
 
 
-def _client(url: str, credentials: dict[str, str]) -> oss.Client:
-    (key_id, secret), = credentials.items()
-    config = oss.config.load_default()
-    config.credentials_provider = oss.credentials.StaticCredentialsProvider(key_id, secret)
-    config.region = "cn-hangzhou"
-    config.endpoint = url
-    return oss.Client(config)
-
-
-def run_demo(root: Path, *, port: int = 0, out: TextIO) -> int:
+def run_demo(root: Path, *, output: Path, port: int = 0, out: TextIO) -> int:
     root.mkdir(parents=True, exist_ok=True)
-    keys = build_demo_bucket(root, BUCKET)
+    build_demo_bucket(root, BUCKET)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = output.with_name(output.name + ".checkpoint.sqlite")
+    for stale in (output, checkpoint):  # the demo starts from scratch every time
+        stale.unlink(missing_ok=True)
     credentials = _demo_credentials()
+    (key_id, secret), = credentials.items()
+    env = {**os.environ, "OSS_ACCESS_KEY_ID": key_id, "OSS_ACCESS_KEY_SECRET": secret}
     extra = ["--port", str(port)] if port else []
     with start_server(root, credentials, args=extra) as server:
-        client = _client(server.url, credentials)
-        listed = [obj.key for page in client.list_objects_v2_paginator().iter_page(
-            oss.ListObjectsV2Request(bucket=BUCKET)) for obj in page.contents or []]
-        rows = []
-        for key in listed:
-            result = client.get_object(oss.GetObjectRequest(bucket=BUCKET, key=key, process="image/score"))
-            answer = json.loads(result.body.read())
-            rows.append((answer["ImageScore"]["OverallQualityScore"], key, answer["ImageScore"]))
-    rows.sort()
-    print(f"Scored {len(rows)} of {len(keys)} objects in oss://{BUCKET}/ through {server.url} "
-          "(alibabacloud-oss-v2, signed V4, x-oss-process=image/score):\n", file=out)
-    print(f"{'score':>6}  {'key':<48} weakest dimension", file=out)
-    for overall, key, image_score in rows:
-        dims = {k: v for k, v in image_score.items() if k != "OverallQualityScore"}
+        print(f"Serving {root.resolve()} at {server.url}; auditing oss://{BUCKET}/ with picscore run:\n",
+              file=out, flush=True)
+        command = [sys.executable, "-m", "worker.cli", "run", "--endpoint", server.url, "--region", "cn-hangzhou",
+                   "--bucket", BUCKET, "--output", str(output), "--checkpoint", str(checkpoint),
+                   "--concurrency", "8", "--progress", "never", "--log-level", "warning"]
+        code = subprocess.run(command, env=env, stdout=out, stderr=sys.stderr, check=False).returncode
+    if code != 0 or not output.exists():
+        print(f"\npicscore run exited with {code}", file=out)
+        return code or 1
+    rows = sorted((r for r in read_rows(output) if r["score"] is not None), key=lambda r: r["score"])
+    print("\nWorst five and best five images:", file=out)
+    for row in rows[:5] + rows[-5:]:
+        dims = row["dimensions"] or {}
         weakest = min(dims, key=dims.get) if dims else "-"
-        print(f"{overall:6.3f}  {key:<48} {weakest} {dims.get(weakest, '')}", file=out)
-    print(f"\nThe bucket is the folder {root.resolve() / BUCKET}; serve it yourself with\n"
-          f"  picscore serve --root {root}", file=out)
+        print(f"  {row['score']:.3f}  {row['key']:<45} weakest: {weakest} {dims.get(weakest, '')}", file=out)
+    print(f"\nResults (one row per object, Parquet): {output.resolve()}\n"
+          f"Read them with: python -c \"import pyarrow.parquet as pq; "
+          f"print(pq.read_table('{output}').select(['key', 'status', 'score']))\"\n"
+          f"The bucket is the folder {root.resolve() / BUCKET}; serve it yourself with "
+          f"`picscore serve --root {root}`.", file=out)
     return 0
