@@ -188,17 +188,25 @@ async def _supervise(run: _Run, producer_task: asyncio.Task, consumers: list[asy
         if producer_task.done() and not producer_task.cancelled() and producer_task.exception():
             run.listing_failed(producer_task.exception())
         elif producer_task.done() and not run.stop.event.is_set():
-            for _ in consumers:  # natural end: one sentinel per consumer, behind the real items
-                await run.work.put(None)
-            consumers_done = asyncio.create_task(asyncio.wait(consumers))
-            await asyncio.wait({consumers_done, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-            consumers_done.cancel()
+            # Natural end. Queueing the sentinels can wait for room behind the last items, so it
+            # runs beside the stop event: a signal or the time budget must not wait for that room.
+            finishing = asyncio.create_task(_finish_consumers(run, consumers))
+            await asyncio.wait({finishing, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            finishing.cancel()
+            await asyncio.gather(finishing, return_exceptions=True)
         if run.stop.event.is_set():
             await _wind_down(run, producer_task, consumers)
     finally:
         watcher.cancel()
         stop_wait.cancel()
         await asyncio.gather(producer_task, watcher, stop_wait, return_exceptions=True)
+
+
+async def _finish_consumers(run: _Run, consumers: list[asyncio.Task]) -> None:
+    """One end sentinel per consumer, behind the real items; then wait for the consumers to drain."""
+    for _ in consumers:
+        await run.work.put(None)
+    await asyncio.wait(consumers)
 
 
 async def _wind_down(run: _Run, producer_task: asyncio.Task, consumers: list[asyncio.Task]) -> None:
