@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from worker.pipeline.checkpoint import Checkpoint
-from worker.pipeline.incremental import PreviousResults
+from worker.pipeline.incremental import IncrementalError, PreviousResults
 from worker.pipeline.model import ObjectRef, ResultRow, Status
 from worker.pipeline.sinks import open_sink
 
@@ -55,9 +55,9 @@ def test_carried_forward_row_keeps_score_and_says_why(tmp_path: Path) -> None:
 
 
 def test_missing_or_foreign_previous_output_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(IncrementalError, match="does not exist"):
         PreviousResults.index(tmp_path / "nope.parquet", tmp_path / "i.sqlite")
     foreign = tmp_path / "foreign.jsonl"
     foreign.write_text('{"hello": 1}\n')
-    with pytest.raises(ValueError, match="not a picscore output"):
+    with pytest.raises(IncrementalError, match="not a picscore output"):
         PreviousResults.index(foreign, tmp_path / "i.sqlite")

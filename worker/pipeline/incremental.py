@@ -21,9 +21,13 @@ from pathlib import Path
 from .model import ObjectRef, ResultRow, Status
 from .sinks import read_rows
 
-__all__ = ["PreviousResults", "PreviousScore"]
+__all__ = ["PreviousResults", "PreviousScore", "IncrementalError"]
 
 _BATCH = 500
+
+
+class IncrementalError(ValueError):
+    """The ``--incremental`` file is missing or is not a picscore output (a configuration error)."""
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,11 @@ class PreviousResults:
     def index(cls, previous_output: Path, index_path: Path) -> PreviousResults:
         """Index ``previous_output`` (any output format) into ``index_path``, replacing it.
 
-        Raises ``FileNotFoundError`` or ``ValueError`` with a message fit to print when the file
-        is missing or is not a picscore output.
+        Raises :class:`IncrementalError`, with a message fit to print, when the file is missing
+        or is not a picscore output.
         """
         if not previous_output.is_file():
-            raise FileNotFoundError(f"--incremental: {previous_output} does not exist")
+            raise IncrementalError(f"--incremental: {previous_output} does not exist")
         index_path.unlink(missing_ok=True)
         db = sqlite3.connect(index_path, check_same_thread=False)
         db.execute("PRAGMA journal_mode=OFF")
@@ -64,7 +68,7 @@ class PreviousResults:
             db.executemany("INSERT OR REPLACE INTO previous VALUES (?, ?, ?, ?, ?)", _scored(previous_output))
         except (KeyError, TypeError, ValueError) as exc:
             db.close()
-            raise ValueError(f"--incremental: {previous_output} is not a picscore output ({exc})") from None
+            raise IncrementalError(f"--incremental: {previous_output} is not a picscore output ({exc})") from None
         db.commit()
         return cls(db)
 

@@ -12,13 +12,14 @@ between the producer and the consumers (``await queue.put`` waits when consumers
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import alibabacloud_oss_v2 as oss
 from alibabacloud_oss_v2.aio.paginator import AsyncListObjectsV2Paginator
 
+from .incremental import PreviousScore
 from .model import ObjectRef, ResultRow
 from .progress import ListingProgress
 from .selection import Selection
@@ -59,7 +60,9 @@ class Producer:
                  queue: asyncio.Queue[WorkItem | None], progress: ListingProgress,
                  retry: Callable[[Callable[[], Awaitable]], Awaitable],
                  already_done: Callable[[list[tuple[str, str]]], Awaitable[set[tuple[str, str]]]],
-                 on_listed: Callable[[int], None] = lambda n: None) -> None:
+                 on_listed: Callable[[int], None] = lambda n: None,
+                 unchanged: Callable[[list[tuple[str, str]]], Awaitable[Mapping[tuple[str, str], PreviousScore]]]
+                 | None = None) -> None:
         self._lister = _RetryingLister(client, retry)
         self.bucket = bucket
         self.prefixes = prefixes
@@ -68,6 +71,7 @@ class Producer:
         self.progress = progress
         self._already_done = already_done
         self._on_listed = on_listed
+        self._unchanged = unchanged
 
     async def run(self) -> None:
         """List every prefix to the end (or to cancellation). Never puts the end sentinel itself."""
@@ -88,13 +92,22 @@ class Producer:
             todo = [ref for ref in mine if (ref.key, ref.etag) not in done]
             next_token = result.next_continuation_token if result.is_truncated else None
             page = self.progress.open_page(prefix, len(todo), next_token)
+            previous = await self._previous_scores(todo)
             for ref in todo:
-                await self.queue.put(self._work_item(ref, page))
+                await self.queue.put(self._work_item(ref, page, previous.get((ref.key, ref.etag))))
         self.progress.close_prefix(prefix)
 
-    def _work_item(self, ref: ObjectRef, page: int) -> WorkItem:
+    async def _previous_scores(self, refs: list[ObjectRef]) -> Mapping[tuple[str, str], PreviousScore]:
+        """``--incremental``: previous scores of this page's objects whose ETag has not changed."""
+        if self._unchanged is None or not refs:
+            return {}
+        return await self._unchanged([(ref.key, ref.etag) for ref in refs])
+
+    def _work_item(self, ref: ObjectRef, page: int, previous: PreviousScore | None = None) -> WorkItem:
         skip = self.selection.reason(ref)
         if skip is None:
+            if previous is not None:
+                return WorkItem(ref, page, previous.carry_forward(ref))
             return WorkItem(ref, page)
         return WorkItem(ref, page, ResultRow.skipped(ref, skip[0], skip[1], datetime.now(UTC)))
 

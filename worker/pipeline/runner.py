@@ -20,11 +20,12 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import TextIO
+from types import EllipsisType
+from typing import Any, TextIO, TypeVar
 
 import structlog
 
@@ -32,6 +33,8 @@ from ..config import RunConfig, fingerprint, split_oss_url
 from ..observability.metrics import RunMetrics
 from ..oss.client import open_async_client, upload_file
 from .checkpoint import Checkpoint
+from .display import ProgressReporter
+from .incremental import PreviousResults
 from .model import ResultRow
 from .producer import Producer, WorkItem
 from .progress import ListingProgress
@@ -44,6 +47,7 @@ from .summary import Tally
 __all__ = ["ExitCode", "run_audit"]
 
 log = structlog.get_logger("picscore.run")
+T = TypeVar("T")
 
 
 class ExitCode(IntEnum):
@@ -80,6 +84,8 @@ class _Run:
         self.metrics = metrics
         self.out = out
         self.tally = Tally()
+        self.listed = 0
+        self.display = ProgressReporter(config.progress)
         self.stop = _Stop()
         self.started = time.monotonic()
         queue_size = max(64, 4 * config.concurrency)
@@ -124,18 +130,26 @@ class _Run:
             await self.results.put((item, row))
 
     # -- writer -------------------------------------------------------------------------------
+    async def _next_result(self, timeout: float) -> tuple[WorkItem, ResultRow] | EllipsisType | None:
+        """The next result, None at the end, or ``...`` when ``timeout`` passes with nothing."""
+        try:
+            return self.results.get_nowait()  # the common case under load: no timer needed
+        except asyncio.QueueEmpty:
+            pass
+        try:
+            return await asyncio.wait_for(self.results.get(), timeout)
+        except TimeoutError:
+            return ...
+
     async def write(self, sink, progress: ListingProgress) -> None:
         """Batch rows into parts: every ``flush_rows`` rows or ``flush_seconds``, whichever first."""
         rows: list[ResultRow] = []
         items: list[WorkItem] = []
-        last_flush = time.monotonic()
+        last_flush = last_report = time.monotonic()
         finished = False
         while not finished:
             timeout = max(0.05, self.config.flush_seconds - (time.monotonic() - last_flush))
-            try:
-                entry = await asyncio.wait_for(self.results.get(), timeout)
-            except TimeoutError:
-                entry = ...
+            entry = await self._next_result(min(timeout, 1.0))
             if entry is None:
                 finished = True
             elif entry is not ...:
@@ -153,9 +167,19 @@ class _Run:
                     await asyncio.to_thread(sink.write_part, rows, updates)
                     log.info("batch_written", rows=len(rows), **self.counts())
                 rows, items, last_flush = [], [], time.monotonic()
-            self.metrics.queue_depth.labels(queue="work").set(self.work.qsize())
-            self.metrics.queue_depth.labels(queue="results").set(self.results.qsize())
-            self.metrics.tick()
+            if finished or time.monotonic() - last_report >= 0.5:  # gauges and display, not per row
+                last_report = time.monotonic()
+                self.report()
+
+    def report(self) -> None:
+        self.metrics.queue_depth.labels(queue="work").set(self.work.qsize())
+        self.metrics.queue_depth.labels(queue="results").set(self.results.qsize())
+        self.metrics.tick()
+        self.display.update(self.tally, self.listed)
+
+    def count_listed(self, n: int) -> None:
+        self.listed += n
+        self.metrics.listed.inc(n)
 
     def counts(self) -> dict[str, int]:
         return {status: count for status, count in self.tally.by_status.items()}
@@ -235,13 +259,16 @@ async def _audit(config: RunConfig, metrics: RunMetrics, out: TextIO) -> ExitCod
             print(f"picscore run: this run had already finished; output: {destination}", file=out)
             return ExitCode.OK
         progress = ListingProgress({p: checkpoint.listing_state(p) for p in config.prefix})
+        previous = await asyncio.to_thread(_previous_results, config)
         remove_signals = _install_signals(run.stop)
         try:
             async with open_async_client(config.endpoint, config.region, config.credentials,
                                          config.concurrency) as client:
-                await _pipeline(run, client, checkpoint, sink, progress)
+                await _pipeline(run, client, checkpoint, sink, progress, previous)
         finally:
             remove_signals()
+            if previous is not None:
+                previous.close()
         if run.failure is not None:
             code, message = run.failure
             print(f"picscore run: {message}", file=sys.stderr)
@@ -259,7 +286,8 @@ async def _audit(config: RunConfig, metrics: RunMetrics, out: TextIO) -> ExitCod
         checkpoint.close()
 
 
-async def _pipeline(run: _Run, client, checkpoint: Checkpoint, sink, progress: ListingProgress) -> None:
+async def _pipeline(run: _Run, client, checkpoint: Checkpoint, sink, progress: ListingProgress,
+                    previous: PreviousResults | None) -> None:
     """Start producer, consumers and writer; supervise them; always let the writer flush."""
     config, metrics = run.config, run.metrics
     policy = RetryPolicy(config.retry_attempts, config.retry_total_s, config.retry_base_s, config.retry_max_backoff_s)
@@ -268,8 +296,9 @@ async def _pipeline(run: _Run, client, checkpoint: Checkpoint, sink, progress: L
     caller = ScoreCaller(client, limiter, policy, observer=metrics, secrets=secrets)
     producer = Producer(client, config.bucket, list(config.prefix), _selection(config), run.work, progress,
                         retry=retrying(policy, metrics, secrets),
-                        already_done=lambda pairs: asyncio.to_thread(checkpoint.done_among, pairs),
-                        on_listed=metrics.listed.inc)
+                        already_done=_in_thread(checkpoint.done_among),
+                        on_listed=run.count_listed,
+                        unchanged=_in_thread(previous.unchanged_among) if previous else None)
     writer = asyncio.create_task(run.write(sink, progress))
     producer_task = asyncio.create_task(producer.run())
     consumers = [asyncio.create_task(run.consume(caller)) for _ in range(config.concurrency)]
@@ -278,6 +307,20 @@ async def _pipeline(run: _Run, client, checkpoint: Checkpoint, sink, progress: L
     finally:
         await run.results.put(None)
         await writer
+        run.display.close()
+
+
+def _previous_results(config: RunConfig) -> PreviousResults | None:
+    """``--incremental``: the previous output indexed beside the checkpoint (rebuilt each run)."""
+    if config.incremental is None:
+        return None
+    index = Path(config.checkpoint).with_name(Path(config.checkpoint).name + ".previous.sqlite")
+    return PreviousResults.index(Path(config.incremental), index)
+
+
+def _in_thread(function: Callable[[Any], T]) -> Callable[[Any], Awaitable[T]]:
+    """A blocking one-argument lookup (SQLite) as a coroutine function, run off the event loop."""
+    return lambda argument: asyncio.to_thread(function, argument)
 
 
 def _verdict(tally: Tally, threshold: float) -> ExitCode:

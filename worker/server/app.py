@@ -26,6 +26,7 @@ from .faults import FaultSpec
 from .handlers import Call, Operations, write_body
 from .scoring import FixedLatencyScorer, ProcessPoolScorer, Scorer, admission_capacity
 from .storage import LocalStore
+from .synthetic import synthetic_operations
 from .wire import WireRequest
 
 __all__ = ["ServerConfig", "create_app", "serve"]
@@ -57,6 +58,8 @@ class ServerConfig:
     backlog: int | None = None
     faults: FaultSpec = field(default_factory=FaultSpec)
     fake_score_latency_s: float | None = None
+    #: ``--synthetic-bucket NAME=COUNT``: read-only generated buckets (:mod:`.synthetic`).
+    synthetic_buckets: Mapping[str, int] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # credentials stay out of any log line
         return f"ServerConfig(root={str(self.root)!r}, host={self.host!r}, port={self.port})"
@@ -74,7 +77,8 @@ class _Server:
         self.config = config
         self.store = LocalStore(config.root)
         self.auth = Authenticator(config.credentials, service_host=config.service_host)
-        self.operations = Operations(self.store, scorer, config.region)
+        synthetic = synthetic_operations(config.synthetic_buckets, scorer, config.region)
+        self.operations = Operations(self.store, scorer, config.region, synthetic)
         self.scorer = scorer
 
     async def handle(self, request: web.Request) -> web.StreamResponse:

@@ -13,9 +13,10 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
@@ -23,10 +24,13 @@ from aiohttp import web
 
 from . import xmlbody
 from .errors import OSSError
-from .listing import decode_token, list_page, parse_max_keys
+from .listing import ListPage, decode_token, list_page, parse_max_keys
 from .process import MAX_SCORE_BYTES, SCORE, parse_process
 from .scoring import Scorer
 from .storage import LocalStore, ObjectMeta
+
+if TYPE_CHECKING:
+    from .synthetic import SyntheticOperations
 
 __all__ = ["Call", "Operations", "write_body"]
 
@@ -129,13 +133,18 @@ def _precondition(call: Call, meta: ObjectMeta) -> int | None:
 class Operations:
     """The OSS operations the embedded server implements, bound to one store and one scorer."""
 
-    def __init__(self, store: LocalStore, scorer: Scorer, region: str) -> None:
+    def __init__(self, store: LocalStore, scorer: Scorer, region: str,
+                 synthetic: Mapping[str, SyntheticOperations] | None = None) -> None:
         self.store = store
         self.scorer = scorer
         self.region = region
+        #: Bucket name → the operations of a synthetic bucket (:mod:`worker.server.synthetic`).
+        self.synthetic = dict(synthetic or {})
 
     def pick(self, call: Call) -> Callable[[Call], Awaitable[web.StreamResponse]]:
         """Route by method, addressing level and sub-resource (the OSS API's own dispatch)."""
+        if call.bucket in self.synthetic:
+            return self.synthetic[call.bucket].pick(call)
         method, q = call.request.method, call.query
         if call.bucket is None:
             if method == "GET":
@@ -182,6 +191,8 @@ class Operations:
         prefix, marker = q.get("prefix", ""), q.get("marker", "")
         max_keys = parse_max_keys(q.get("max-keys"))
         buckets = await asyncio.to_thread(self.store.list_buckets)
+        if self.synthetic:  # they shadow a directory of the same name
+            buckets = sorted({**dict(buckets), **{name: ops.created for name, ops in self.synthetic.items()}}.items())
         matching = [(name, created) for name, created in buckets if name.startswith(prefix) and name > marker]
         truncated = 0 < max_keys < len(matching)
         return _xml(xmlbody.list_buckets(matching[:max_keys], self.region, prefix=prefix, marker=marker,
@@ -217,8 +228,8 @@ class Operations:
         q = call.query
         prefix, marker, delimiter = q.get("prefix", ""), q.get("marker", ""), q.get("delimiter", "")
         max_keys, encoding = parse_max_keys(q.get("max-keys")), self._encoding(call)
-        page = await asyncio.to_thread(list_page, self.store, call.bucket, prefix=prefix,
-                                       delimiter=delimiter, start_after=marker, max_keys=max_keys)
+        page = await self._list_page(call.bucket, prefix=prefix, delimiter=delimiter, start_after=marker,
+                                     max_keys=max_keys)
         return _xml(xmlbody.list_objects_v1(call.bucket, page, prefix=prefix, marker=marker,
                                             max_keys=max_keys, delimiter=delimiter, encoding_type=encoding))
 
@@ -229,12 +240,15 @@ class Operations:
         token, start_after = q.get("continuation-token", ""), q.get("start-after", "")
         max_keys, encoding = parse_max_keys(q.get("max-keys")), self._encoding(call)
         resume_after = max(decode_token(token), start_after) if token else start_after
-        page = await asyncio.to_thread(list_page, self.store, call.bucket, prefix=prefix,
-                                       delimiter=delimiter, start_after=resume_after, max_keys=max_keys)
+        page = await self._list_page(call.bucket, prefix=prefix, delimiter=delimiter, start_after=resume_after,
+                                     max_keys=max_keys)
         return _xml(xmlbody.list_objects_v2(
             call.bucket, page, prefix=prefix, start_after=start_after, continuation_token=token,
             max_keys=max_keys, delimiter=delimiter, encoding_type=encoding,
             fetch_owner=q.get("fetch-owner", "").lower() == "true"))
+
+    async def _list_page(self, bucket: str, **query) -> ListPage:
+        return await asyncio.to_thread(list_page, self.store, bucket, **query)
 
     async def delete_multiple(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None
@@ -305,23 +319,27 @@ class Operations:
 
     async def head_object(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
-        meta = await asyncio.to_thread(self.store.head, call.bucket, call.key)
+        meta = await self._head(call.bucket, call.key)
         status = _precondition(call, meta)
         if status == 412:
             raise _precondition_failed()
         headers = _object_headers(meta)
-        headers["x-oss-hash-crc64ecma"] = meta.crc64
+        if meta.crc64:  # a synthetic object has no bytes, so no CRC
+            headers["x-oss-hash-crc64ecma"] = meta.crc64
         headers["Content-Length"] = str(meta.size)
         return web.Response(status=status or 200, headers=headers)
 
     async def get_object_meta(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
-        meta = await asyncio.to_thread(self.store.head, call.bucket, call.key)
-        return web.Response(status=200, headers={
-            "ETag": meta.etag, "Content-Length": str(meta.size),
-            "Last-Modified": formatdate(meta.last_modified, usegmt=True),
-            "x-oss-hash-crc64ecma": meta.crc64,
-        })
+        meta = await self._head(call.bucket, call.key)
+        headers = {"ETag": meta.etag, "Content-Length": str(meta.size),
+                   "Last-Modified": formatdate(meta.last_modified, usegmt=True)}
+        if meta.crc64:
+            headers["x-oss-hash-crc64ecma"] = meta.crc64
+        return web.Response(status=200, headers=headers)
+
+    async def _head(self, bucket: str, key: str) -> ObjectMeta:
+        return await asyncio.to_thread(self.store.head, bucket, key)
 
     async def delete_object(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
@@ -343,13 +361,7 @@ class Operations:
         if parse_process(process) != SCORE:  # pragma: no cover - parse_process raises otherwise
             raise AssertionError(process)
         async with self.scorer.slot():
-            handle = await asyncio.to_thread(self.store.open, call.bucket, call.key)
-            try:
-                if handle.meta.size > MAX_SCORE_BYTES:
-                    raise OSSError(400, "ImageTooLarge", "The source image is larger than 20 MB.", "0040-00000009")
-                data = await asyncio.to_thread(handle.read)
-            finally:
-                handle.close()
+            data = await self._image_bytes(call.bucket, call.key)
             result = await self.scorer.score(data)
         image_score: dict[str, float] = {"OverallQualityScore": round(result.overall, 3)}
         for name, value in result.dimensions.items():
@@ -358,6 +370,15 @@ class Operations:
         return web.Response(body=body.encode("utf-8"), status=200,
                             headers={"Content-Type": "application/json;charset=utf-8",
                                      "x-oss-process-status": "OK"})
+
+    async def _image_bytes(self, bucket: str, key: str) -> bytes:
+        handle = await asyncio.to_thread(self.store.open, bucket, key)
+        try:
+            if handle.meta.size > MAX_SCORE_BYTES:
+                raise OSSError(400, "ImageTooLarge", "The source image is larger than 20 MB.", "0040-00000009")
+            return await asyncio.to_thread(handle.read)
+        finally:
+            handle.close()
 
 
 _GET_OBJECT_PARAMS = frozenset({
