@@ -400,22 +400,28 @@ async def _dry_run(config: RunConfig, metrics: RunMetrics, out: TextIO) -> ExitC
 
 
 async def run_audit(config: RunConfig, *, out: TextIO = sys.stdout) -> ExitCode:
-    """Run the audit described by ``config``; returns the process exit code."""
+    """Run the audit described by ``config``; returns the process exit code.
+
+    The metrics are pushed however the run ends — a run that raised pushes ``run_success 0``,
+    so the Pushgateway never keeps showing the previous run's success.
+    """
     metrics = RunMetrics()
     if config.metrics_port is not None:
         port = metrics.serve(config.metrics_port)
         log.info("metrics_listening", port=port)
+    code: ExitCode | None = None
     try:
         code = await (_dry_run if config.dry_run else _audit)(config, metrics, out)
+        return code
     finally:
-        metrics.run_success.set(0)
-        metrics.tick()
-    metrics.run_success.set(1 if code == ExitCode.OK else 0)
-    if config.pushgateway:
-        try:
-            metrics.push(config.pushgateway, job="picscore", shard=f"{config.shard.index}-of-{config.shard.count}")
-        except OSError as exc:
-            log.warning("pushgateway_failed", error=str(exc))
-    metrics.close()
-    return code
+        metrics.run_success.set(1 if code == ExitCode.OK else 0)
+        if config.pushgateway and not config.dry_run:
+            _push(metrics, config)
+        metrics.close()
 
+
+def _push(metrics: RunMetrics, config: RunConfig) -> None:
+    try:
+        metrics.push(config.pushgateway, job="picscore", shard=f"{config.shard.index}-of-{config.shard.count}")
+    except (OSError, ValueError) as exc:  # unreachable or malformed gateway: the run's result stands
+        log.warning("pushgateway_failed", error=str(exc))
