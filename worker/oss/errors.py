@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from alibabacloud_oss_v2 import exceptions as sdk_errors
+from alibabacloud_oss_v2.uploader import UploadError
 
 from worker.observability.redact import redact_text
 
@@ -105,9 +106,10 @@ def is_auth_failure(failure: CallFailure) -> bool:
 
 
 def _unwrap(exc: BaseException) -> BaseException:
-    """Follow the SDK's ``unwrap()`` chain (OperationError → RequestError → aiohttp error)."""
+    """Follow the SDK's ``unwrap()`` chain (UploadError/OperationError → RequestError → aiohttp error)."""
     seen = 0
-    while isinstance(exc, (sdk_errors.OperationError, sdk_errors.RequestError, sdk_errors.ResponseError)):
+    while isinstance(exc, (sdk_errors.OperationError, sdk_errors.RequestError, sdk_errors.ResponseError,
+                           UploadError)):
         inner = exc.unwrap()
         if inner is None or seen > 8:
             break

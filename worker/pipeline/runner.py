@@ -256,6 +256,8 @@ async def _audit(config: RunConfig, metrics: RunMetrics, out: TextIO) -> ExitCod
         sink = open_sink(_local_output_path(config), config.format, checkpoint)
         if checkpoint.is_finished():
             destination = await _publish(config, await asyncio.to_thread(sink.finalize))
+            if destination is None:
+                return ExitCode.FAILURES
             print(f"picscore run: this run had already finished; output: {destination}", file=out)
             return ExitCode.OK
         progress = ListingProgress({p: checkpoint.listing_state(p) for p in config.prefix})
@@ -279,9 +281,10 @@ async def _audit(config: RunConfig, metrics: RunMetrics, out: TextIO) -> ExitCod
             print(f"picscore run: stopped ({run.stop.reason.name.lower().replace('_', ' ')}); "
                   "continue with --resume", file=out)
             return run.stop.reason
-        destination = await _publish(config, await asyncio.to_thread(sink.finalize))
-        print(run.tally.render(destination, time.monotonic() - run.started), file=out)
-        return _verdict(run.tally, config.failure_threshold)
+        local = await asyncio.to_thread(sink.finalize)
+        destination = await _publish(config, local)
+        print(run.tally.render(destination or str(local), time.monotonic() - run.started), file=out)
+        return _verdict(run.tally, config.failure_threshold) if destination else ExitCode.FAILURES
     finally:
         checkpoint.close()
 
@@ -343,14 +346,24 @@ def _local_output_path(config: RunConfig) -> Path:
     return Path(config.output)
 
 
-async def _publish(config: RunConfig, local: Path) -> str:
-    """Upload to ``oss://bucket/key`` when asked; returns where the result lives."""
+async def _publish(config: RunConfig, local: Path) -> str | None:
+    """Upload to ``oss://bucket/key`` when asked; returns where the result lives, None if the upload failed.
+
+    A failed upload keeps the finished local file and the finished checkpoint: ``--resume``
+    tries the upload again without scoring anything.
+    """
     if not config.output.startswith("oss://"):
         return str(local)
     bucket, key = split_oss_url(config.output)
     policy = RetryPolicy(config.retry_attempts, config.retry_total_s, config.retry_base_s, config.retry_max_backoff_s)
-    await retrying(policy, secrets=config.credentials.secrets)(lambda: asyncio.to_thread(
-        upload_file, config.endpoint, config.region, config.credentials, str(local), bucket, key))
+    try:
+        await retrying(policy, secrets=config.credentials.secrets)(lambda: asyncio.to_thread(
+            upload_file, config.endpoint, config.region, config.credentials, str(local), bucket, key))
+    except (CallFailed, AuthenticationFailed) as exc:
+        print(f"picscore run: uploading the result to {config.output} failed: {exc.failure.code}: "
+              f"{exc.failure.message.splitlines()[0]}\nThe result is kept at {local}; run again with --resume "
+              "to retry the upload.", file=sys.stderr)
+        return None
     return config.output
 
 
