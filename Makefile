@@ -30,6 +30,7 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_scorer.py
+	$(BIN)/python benchmarks/bench_worker.py
 
 lint: install
 	$(BIN)/ruff check worker tests benchmarks
