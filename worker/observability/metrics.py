@@ -44,6 +44,10 @@ class RunMetrics:
                                  registry=registry)
         self._started = time.monotonic()
         self._server = None
+        # Labelled children looked up once: ``.labels()`` per row costs more than the increment.
+        self._status_children: dict[str, Counter] = {}
+        self._latency_children: dict[str, Histogram] = {}
+        self._last_success_set = 0.0
 
     # -- observer interface used by the scoring calls -----------------------------------------
     def on_retry(self, reason: str) -> None:
@@ -51,7 +55,10 @@ class RunMetrics:
 
     def on_attempt(self, latency_s: float, status: int | None) -> None:
         outcome = "error" if status is None else f"{status // 100}xx"
-        self.latency.labels(outcome=outcome).observe(latency_s)
+        child = self._latency_children.get(outcome)
+        if child is None:
+            child = self._latency_children[outcome] = self.latency.labels(outcome=outcome)
+        child.observe(latency_s)
 
     def on_throttle(self) -> None:
         self.throttled.inc()
@@ -62,10 +69,16 @@ class RunMetrics:
 
     # -- run-level ----------------------------------------------------------------------------
     def record_row(self, status: str, score: float | None) -> None:
-        self.objects.labels(status=status).inc()
+        child = self._status_children.get(status)
+        if child is None:
+            child = self._status_children[status] = self.objects.labels(status=status)
+        child.inc()
         if score is not None:
             self.score.observe(score)
-            self.last_success.set(time.time())
+            now = time.time()
+            if now - self._last_success_set >= 1.0:  # a timestamp gauge needs no per-row precision
+                self._last_success_set = now
+                self.last_success.set(now)
 
     def tick(self) -> None:
         self.run_duration.set(time.monotonic() - self._started)

@@ -19,8 +19,10 @@ Outcomes:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -226,16 +228,26 @@ class ScoreCaller:
     async def score(self, ref: ObjectRef) -> ResultRow:
         """The result row for ``ref``; raises only :class:`AuthenticationFailed` (and cancellation)."""
         progress = _Progress()
+        started = time.monotonic()
+        try:  # fast path, outside tenacity: most objects succeed at once (tenacity costs ~5 % CPU)
+            return await self._attempt(ref, progress)
+        except _Retryable as first:
+            policy = self.retry
+            delay = random.uniform(0.0, min(policy.max_backoff_s, policy.base_s))  # full jitter before try 2
+            left = policy.total_s - (time.monotonic() - started) - delay
+            if policy.attempts <= 1 or left <= 0:
+                return self._failed_row(ref, first.failure, progress)
+            self.observer.on_retry(first.failure.reason)
+            await asyncio.sleep(delay)
+        # Tries 2..N under tenacity; doubling the multiplier keeps the schedule of RetryPolicy exactly.
+        rest = RetryPolicy(policy.attempts - 1, left, policy.base_s * 2, policy.max_backoff_s)
         try:
-            async for attempt in self._retrying():
+            async for attempt in _controller(rest, self._before_retry):
                 with attempt:
                     return await self._attempt(ref, progress)
         except _Retryable as exc:  # retries exhausted: reraise=True hands us the last one
             return self._failed_row(ref, exc.failure, progress)
         raise AssertionError("unreachable: tenacity either returned or raised")  # pragma: no cover
-
-    def _retrying(self) -> AsyncRetrying:
-        return _controller(self.retry, self._before_retry)
 
     def _before_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
