@@ -736,14 +736,6 @@ def test_fifo_is_not_an_object(store: LocalStore, bucket_dir: Path) -> None:
         put(store, "pipe/x", b"x")
 
 
-def test_remove_bucket_tree(store: LocalStore) -> None:
-    put(store, "a/b", b"x")
-    store.remove_bucket_tree(B)
-    assert not (store.root / B).exists()
-    with raises(404, "NoSuchBucket"):
-        store.open(B, "a/b")
-
-
 def test_concurrent_puts_deletes_and_listings_under_one_prefix(store: LocalStore) -> None:
     """Deleting the last key under ``d/`` prunes ``d``; a PUT under ``d/`` racing with it must not fail."""
     errors: list[BaseException] = []

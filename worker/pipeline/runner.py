@@ -79,10 +79,9 @@ class _Stop:
 class _Run:
     """One run's wiring. Built by :func:`run_audit`; not reused."""
 
-    def __init__(self, config: RunConfig, metrics: RunMetrics, out: TextIO) -> None:
+    def __init__(self, config: RunConfig, metrics: RunMetrics) -> None:
         self.config = config
         self.metrics = metrics
-        self.out = out
         self.tally = Tally()
         self.listed = 0
         self.display = ProgressReporter(config.progress)
@@ -250,7 +249,7 @@ async def _wind_down(run: _Run, producer_task: asyncio.Task, consumers: list[asy
 
 
 async def _audit(config: RunConfig, metrics: RunMetrics, out: TextIO) -> ExitCode:
-    run = _Run(config, metrics, out)
+    run = _Run(config, metrics)
     checkpoint = Checkpoint.open(Path(config.checkpoint), fingerprint(config), resume=config.resume)
     try:
         sink = open_sink(_local_output_path(config), config.format, checkpoint)
@@ -293,7 +292,7 @@ async def _pipeline(run: _Run, client, checkpoint: Checkpoint, sink, progress: L
                     previous: PreviousResults | None) -> None:
     """Start producer, consumers and writer; supervise them; always let the writer flush."""
     config, metrics = run.config, run.metrics
-    policy = RetryPolicy(config.retry_attempts, config.retry_total_s, config.retry_base_s, config.retry_max_backoff_s)
+    policy = _retry_policy(config)
     secrets = config.credentials.secrets
     limiter = AdaptiveLimiter(config.rate_limit, burst=config.concurrency)
     caller = ScoreCaller(client, limiter, policy, observer=metrics, secrets=secrets)
@@ -333,6 +332,11 @@ def _verdict(tally: Tally, threshold: float) -> ExitCode:
     return ExitCode.OK if ratio <= threshold and threshold > 0 else ExitCode.FAILURES
 
 
+def _retry_policy(config: RunConfig) -> RetryPolicy:
+    """One retry policy for scoring, listing and the upload."""
+    return RetryPolicy(config.retry_attempts, config.retry_total_s, config.retry_base_s, config.retry_max_backoff_s)
+
+
 def _selection(config: RunConfig) -> Selection:
     index, count = config.shard.index, config.shard.count
     return Selection(include=config.include, exclude=config.exclude, min_size=config.min_size or None,
@@ -355,7 +359,7 @@ async def _publish(config: RunConfig, local: Path) -> str | None:
     if not config.output.startswith("oss://"):
         return str(local)
     bucket, key = split_oss_url(config.output)
-    policy = RetryPolicy(config.retry_attempts, config.retry_total_s, config.retry_base_s, config.retry_max_backoff_s)
+    policy = _retry_policy(config)
     try:
         await retrying(policy, secrets=config.credentials.secrets)(lambda: asyncio.to_thread(
             upload_file, config.endpoint, config.region, config.credentials, str(local), bucket, key))
@@ -389,8 +393,7 @@ async def _dry_run(config: RunConfig, metrics: RunMetrics, out: TextIO) -> ExitC
         return set()
 
     async with open_async_client(config.endpoint, config.region, config.credentials, 1) as client:
-        policy = RetryPolicy(config.retry_attempts, config.retry_total_s, config.retry_base_s,
-                             config.retry_max_backoff_s)
+        policy = _retry_policy(config)
         producer = Producer(client, config.bucket, list(config.prefix), _selection(config), queue,
                             ListingProgress({}), retry=retrying(policy, metrics, config.credentials.secrets),
                             already_done=nothing_done,

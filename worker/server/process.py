@@ -41,7 +41,7 @@ def parse_process(value: str) -> str:
     if not actions:
         raise OSSError.invalid_argument("image/ needs an operation, e.g. image/score.", "0040-00000212")
     names = [action.split(",", 1)[0] for action in actions.split("/")]
-    if names == ["score"] and actions == "score":
+    if actions == "score":
         return SCORE
     if "score" in names:
         raise OSSError.invalid_argument("image/score takes no parameters and cannot be chained.",

@@ -36,7 +36,6 @@ import hashlib
 import json
 import mimetypes
 import os
-import shutil
 import stat
 import threading
 import time
@@ -499,9 +498,6 @@ class LocalStore:
                 self._dir_cache.pop(str(path), None)
                 path = path.parent
 
-    def remove_bucket_tree(self, bucket: str) -> None:
-        """Test helper for fixtures: delete a bucket with everything in it."""
-        shutil.rmtree(self.bucket_path(bucket))
 
 
 def _resolve_inside(bucket_real: str, path: str | Path) -> str | None:

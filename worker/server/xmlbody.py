@@ -6,7 +6,7 @@ and every text value is escaped in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 from xml.sax.saxutils import escape
@@ -47,7 +47,7 @@ def iso8601(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _encoder(encoding_type: str) -> callable[[str], str]:
+def _encoder(encoding_type: str) -> Callable[[str], str]:
     if encoding_type == "url":
         return lambda text: quote(text, safe="/")
     return lambda text: text
