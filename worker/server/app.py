@@ -87,7 +87,7 @@ class _Server:
         started = time.perf_counter()
         call: Call | None = None
         try:
-            call = self._authenticate(request, request_id)
+            call = self._authenticate(request, request_id, started)
             handler = self.operations.pick(call)
             response = await self._with_faults(call, handler)
         except OSSError as err:
@@ -103,14 +103,14 @@ class _Server:
                   status=response.status, ms=round((time.perf_counter() - started) * 1000, 1))
         return response
 
-    def _authenticate(self, request: web.Request, request_id: str) -> Call:
+    def _authenticate(self, request: web.Request, request_id: str, received: float) -> Call:
         raw_path, _, raw_query = request.raw_path.partition("?")
         wire = WireRequest(request.method, raw_path, raw_query, request.headers)
         result = self.auth.authenticate(wire)
         query: dict[str, str] = {}
         for name, value in result.query:
             query.setdefault(name, value)
-        return Call(request, request_id, result.bucket, result.key or None, query)
+        return Call(request, request_id, result.bucket, result.key or None, query, received=received)
 
     async def _with_faults(self, call: Call, handler) -> web.StreamResponse:
         faults = self.config.faults

@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
@@ -49,6 +50,9 @@ class Call:
     query: dict[str, str] = field(default_factory=dict)
     #: Set by fault injection (slow bodies): response bytes per second, None for full speed.
     body_rate_bps: int | None = None
+    #: ``time.perf_counter()`` when the server took the request: fixed-latency scoring answers
+    #: relative to it, so the configured latency is the whole service time, as a client sees it.
+    received: float = field(default_factory=time.perf_counter)
 
     def header(self, name: str, default: str = "") -> str:
         return self.request.headers.get(name, default).strip()
@@ -362,7 +366,7 @@ class Operations:
             raise AssertionError(process)
         async with self.scorer.slot():
             data = await self._image_bytes(call.bucket, call.key)
-            result = await self.scorer.score(data)
+            result = await self.scorer.score(data, received=call.received)
         image_score: dict[str, float] = {"OverallQualityScore": round(result.overall, 3)}
         for name, value in result.dimensions.items():
             image_score[_dimension_field(name)] = round(value, 3)

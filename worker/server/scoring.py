@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import multiprocessing
 import os
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -83,7 +84,8 @@ class Scorer:
         finally:
             self._in_flight -= 1
 
-    async def score(self, data: bytes) -> ScoreResult:  # pragma: no cover - interface
+    async def score(self, data: bytes, received: float | None = None) -> ScoreResult:  # pragma: no cover
+        """Score ``data``; ``received`` is when the request arrived (``time.perf_counter()``)."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -113,7 +115,7 @@ class ProcessPoolScorer(Scorer):
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._pool, os.getpid) for _ in range(self.workers)))
 
-    async def score(self, data: bytes) -> ScoreResult:
+    async def score(self, data: bytes, received: float | None = None) -> ScoreResult:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, score_bytes, data)
         try:
@@ -136,7 +138,11 @@ class ProcessPoolScorer(Scorer):
 
 
 class FixedLatencyScorer(Scorer):
-    """Client-benchmark mode: answers after a fixed delay without decoding or scoring.
+    """Client-benchmark mode: answers a fixed delay after the request arrived, without scoring.
+
+    The delay counts from arrival (``received``), not from this call, so the server's own
+    parsing and signature check fall inside it: ``--fake-score-latency 50ms`` means a 50 ms
+    service time, and a client's ideal rate is exactly concurrency / latency.
 
     The score is a deterministic function of the bytes (so clients can check they got the
     answer for the object they asked), spread over 0..1.
@@ -147,7 +153,8 @@ class FixedLatencyScorer(Scorer):
         self.latency_s = latency_s
         self.capacity = capacity
 
-    async def score(self, data: bytes) -> ScoreResult:
-        await asyncio.sleep(self.latency_s)
+    async def score(self, data: bytes, received: float | None = None) -> ScoreResult:
+        elapsed = 0.0 if received is None else time.perf_counter() - received
+        await asyncio.sleep(max(0.0, self.latency_s - elapsed))
         fingerprint = hashlib.blake2b(data, digest_size=4).digest()
         return ScoreResult((int.from_bytes(fingerprint, "big") % 1001) / 1000, {})
