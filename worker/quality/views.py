@@ -1,0 +1,70 @@
+"""What the learned model looks at: one whole-picture view and native-resolution crops.
+
+Downscaling a whole photo to a network's input size hides exactly what quality is about —
+blur, noise and JPEG blocking at the pixel level — so the model also sees square crops cut at
+the *analysis scale* (full resolution, or the JPEG DCT scale that keeps the short side at least
+:data:`ANALYSIS_SHORT_SIDE`: roughly how a screen shows the photo; see
+:func:`worker.quality.decode.decode_scaled`). Crops come from a 3x3 grid, most detailed cell
+first: people judge sharpness on the subject, and flat sky says little about blur.
+
+Everything here is deterministic integer geometry and Pillow resampling: the same bytes give
+the same arrays in every process.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["ANALYSIS_SHORT_SIDE", "VIEW_SIDE", "GRID", "whole_view", "crop_boxes", "crops"]
+
+#: JPEGs are decoded at the coarsest DCT scale that keeps the short side at least this long.
+ANALYSIS_SHORT_SIDE = 720
+#: Side of every network input (the whole view and each crop), px.
+VIEW_SIDE = 224
+#: Crops are centred on the cells of a GRID x GRID grid.
+GRID = 3
+
+Box = tuple[int, int, int, int]
+
+
+def whole_view(img: Image.Image, side: int = VIEW_SIDE) -> np.ndarray:
+    """The whole picture resized (aspect not kept) to ``side`` x ``side``, uint8 HWC."""
+    return np.asarray(img.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=3.0))
+
+
+def crop_boxes(img: Image.Image, side: int = VIEW_SIDE) -> list[Box]:
+    """Boxes of ``side`` px centred on the grid cells (clamped inside), most detailed cell first.
+
+    Empty when the picture is smaller than ``side`` on either axis: then the whole view is
+    already at (or above) native resolution and stands in for the crops.
+    """
+    width, height = img.size
+    if width < side or height < side:
+        return []
+    detail = _cell_detail(img)
+    boxes = []
+    for cell in np.argsort(-detail, kind="stable").tolist():
+        row, col = divmod(cell, GRID)
+        x = min(max((2 * col + 1) * width // (2 * GRID) - side // 2, 0), width - side)
+        y = min(max((2 * row + 1) * height // (2 * GRID) - side // 2, 0), height - side)
+        boxes.append((x, y, x + side, y + side))
+    return boxes
+
+
+def crops(img: Image.Image, boxes: list[Box]) -> np.ndarray:
+    """The boxes' pixels, uint8 ``(k, side, side, 3)``."""
+    return np.stack([np.asarray(img.crop(box)) for box in boxes])
+
+
+def _cell_detail(img: Image.Image) -> np.ndarray:
+    """Mean |luma gradient| per grid cell on a small view, row-major, shape (GRID * GRID,)."""
+    small = img.convert("L")
+    small = small.reduce(max(1, min(small.size) // 96)) if min(small.size) > 192 else small
+    luma = np.asarray(small, dtype=np.float32)
+    grad = np.abs(np.diff(luma, axis=1))[:-1] + np.abs(np.diff(luma, axis=0))[:, :-1]
+    ch, cw = grad.shape[0] // GRID, grad.shape[1] // GRID
+    if ch == 0 or cw == 0:
+        return np.zeros(GRID * GRID)
+    cells = grad[: ch * GRID, : cw * GRID].reshape(GRID, ch, GRID, cw)
+    return cells.mean(axis=(1, 3)).ravel()
