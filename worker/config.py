@@ -46,6 +46,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .oss.credentials import RrsaCredentials, RrsaError, rrsa_from_env, rrsa_requested
+
 __all__ = [
     "ConfigError", "RunConfig", "Credentials", "Shard", "add_run_arguments", "load_run_config",
     "fingerprint", "credentials_from_env", "split_oss_url", "parse_size", "parse_duration",
@@ -168,7 +170,7 @@ class RunConfig:
     endpoint: str
     region: str
     bucket: str
-    credentials: Credentials = field(repr=False)
+    credentials: Credentials | RrsaCredentials = field(repr=False)
     prefix: tuple[str, ...] = ("",)
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -919,13 +921,19 @@ def _check_relations(values: Mapping[str, Any], merged: Mapping[str, _Raw]) -> N
                           value=values["endpoint"])
 
 
-def credentials_from_env(environ: Mapping[str, str]) -> Credentials:
+def credentials_from_env(environ: Mapping[str, str]) -> Credentials | RrsaCredentials:
     """Read the access key from the environment. Surrounding whitespace is stripped: Kubernetes
-    Secrets made with ``--from-file`` often keep a trailing newline, which breaks signatures."""
+    Secrets made with ``--from-file`` often keep a trailing newline, which breaks signatures.
+    With neither variable set, ACK's RRSA variables (``ALIBABA_CLOUD_ROLE_ARN``…) are used instead."""
     key_id = environ.get(KEY_ID_ENV, "").strip()
     secret = environ.get(SECRET_ENV, "").strip()
     token = environ.get(TOKEN_ENV, "").strip() or None
     missing = [name for name, value in ((KEY_ID_ENV, key_id), (SECRET_ENV, secret)) if not value]
+    if len(missing) == 2 and rrsa_requested(environ):  # no static key: ACK's RRSA (worker/oss/credentials.py)
+        try:
+            return rrsa_from_env(environ)
+        except RrsaError as exc:
+            raise ConfigError("credentials", str(exc), source="the environment") from None
     if missing:
         raise ConfigError("credentials", f"{' and '.join(missing)} must be set in the environment "
                           "(credentials are never read from the config file or flags)",

@@ -35,7 +35,8 @@ __all__ = ["OssCredentials", "OssAsyncClient", "build_async_client", "open_async
 class OssCredentials(Protocol):
     """What the client needs from a credentials value (e.g. the worker's settings object).
 
-    ``session_token`` is optional on the value: STS tokens are read when present."""
+    ``session_token`` is optional on the value: STS tokens are read when present. A value with an
+    ``sdk_provider()`` method (RRSA) supplies the SDK's credentials provider itself."""
 
     @property
     def access_key_id(self) -> str: ...
@@ -111,7 +112,8 @@ def _sdk_config(endpoint: str, region: str, credentials: OssCredentials) -> oss.
     config.endpoint = endpoint
     config.signature_version = "v4"
     config.retryer = oss.retry.NopRetryer()
-    config.credentials_provider = oss.credentials.StaticCredentialsProvider(
+    provider = getattr(credentials, "sdk_provider", None)  # RRSA (worker/oss/credentials.py): refreshing STS
+    config.credentials_provider = provider() if provider is not None else oss.credentials.StaticCredentialsProvider(
         credentials.access_key_id, credentials.access_key_secret,
         getattr(credentials, "session_token", None) or None)
     if _needs_path_style(endpoint):
