@@ -19,6 +19,7 @@ echo the request, and the request carries the OIDC token.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from typing import Any
 __all__ = [
     "ROLE_ARN_ENV", "OIDC_PROVIDER_ARN_ENV", "OIDC_TOKEN_FILE_ENV", "RRSA_ENV", "STS_REGION_ENV",
     "STS_ENDPOINT_ENV", "VPC_ENDPOINT_ENV", "SESSION_NAME", "RrsaError", "RrsaFetchError", "RrsaCredentials",
-    "rrsa_requested", "rrsa_from_env",
+    "rrsa_requested", "rrsa_from_env", "sdk_provider_from", "silence_library_logging",
 ]
 
 ROLE_ARN_ENV = "ALIBABA_CLOUD_ROLE_ARN"
@@ -44,6 +45,9 @@ STS_ENDPOINT_ENV = "ALIBABA_CLOUD_STS_ENDPOINT"
 #: RoleSessionName: shows up in ActionTrail as who made the calls.
 SESSION_NAME = "picscore"
 _EXTRA_HINT = "install the RRSA extra: pip install 'picscore[rrsa]' (the container image has it)"
+#: alibabacloud-credentials logs through this logger, with its own stderr handler; its failure
+#: messages include the STS request URL, and that URL carries the OIDC token.
+_LIBRARY_LOGGER = "credentials"
 _STS_CODE = re.compile(r'"Code"\s*:\s*"([A-Za-z0-9.]+)"')
 _HTTP_CODE = re.compile(r"http_code:\s*(\d{3})")
 
@@ -96,11 +100,24 @@ class RrsaCredentials:
             from alibabacloud_credentials.provider.oidc import OIDCRoleArnCredentialsProvider
         except ImportError:
             raise RrsaError(f"RRSA credentials need the alibabacloud-credentials package: {_EXTRA_HINT}") from None
+        silence_library_logging()
         source = OIDCRoleArnCredentialsProvider(
             role_arn=self.role_arn, oidc_provider_arn=self.oidc_provider_arn,
             oidc_token_file_path=self.oidc_token_file, role_session_name=SESSION_NAME,
             sts_region_id=self.sts_region, sts_endpoint=self.sts_endpoint, enable_vpc=self.vpc_endpoint)
         return sdk_provider_from(source)
+
+
+def silence_library_logging() -> None:
+    """Mute alibabacloud-credentials' own logger (call after importing it: the import attaches a
+    stderr handler). Its refresh-failure warnings print the exception, whose text holds the STS
+    request URL with the OIDC token; picscore reports failures itself, via :class:`RrsaFetchError`."""
+    logger = logging.getLogger(_LIBRARY_LOGGER)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    logger.setLevel(logging.CRITICAL + 1)
 
 
 def sdk_provider_from(source: Any) -> Any:
@@ -111,16 +128,19 @@ def sdk_provider_from(source: Any) -> Any:
     class _Adapter(oss.credentials.CredentialsProvider):
         """Called by the SDK's signer for every request; the source caches and refreshes."""
 
+        def __init__(self) -> None:
+            self.source = source
+
         def get_credentials(self) -> oss.credentials.Credentials:
             try:
-                fetched = source.get_credentials()
+                fetched = self.source.get_credentials()
             except Exception as exc:
                 raise RrsaFetchError(_describe_failure(exc)) from None
             return oss.credentials.Credentials(fetched.get_access_key_id(), fetched.get_access_key_secret(),
                                                fetched.get_security_token())
 
         def __repr__(self) -> str:
-            return f"<RRSA credentials provider via {type(source).__name__}>"
+            return f"<RRSA credentials provider via {type(self.source).__name__}>"
 
     return _Adapter()
 
