@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_ROOT ?= var/demo-root
+BIQ2021 ?= /data/BIQ2021
 
-.PHONY: install run serve test bench lint clean
+.PHONY: install run serve test bench bench-quality train image lint clean
 
 install: $(VENV)/.installed
 
@@ -32,8 +33,22 @@ bench: install
 	$(BIN)/python benchmarks/bench_scorer.py
 	$(BIN)/python benchmarks/bench_worker.py
 
+## Rebuild the quality model from BIQ2021 (not shipped; see worker/quality/model/MODEL_CARD.md):
+##   git clone https://github.com/nisarahmedrana/BIQ2021 /data/BIQ2021 && make train BIQ2021=/data/BIQ2021
+train: install
+	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/python -m worker.quality.training.train --biq "$(BIQ2021)" --install
+
+## SRCC/PLCC on BIQ2021's test split (shipped model, first scorer, variants) and ms per image on one core.
+bench-quality: install
+	$(BIN)/python benchmarks/bench_quality.py --biq "$(BIQ2021)"
+
+## The container image (deploy/Dockerfile; needs Docker with BuildKit).
+image:
+	docker build -f deploy/Dockerfile -t picscore:$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) .
+
 lint: install
-	$(BIN)/ruff check worker tests benchmarks
+	$(BIN)/ruff check worker tests benchmarks deploy
 
 clean:
 	rm -rf $(VENV) var .pytest_cache tests/node/node_modules

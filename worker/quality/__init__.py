@@ -37,9 +37,11 @@ from worker.quality.decode import (
     ImageError,
     ImageTooLarge,
     UnsupportedImage,
-    decode_image,
+    decode_scaled,
 )
-from worker.quality.scorer import combine, measure_all
+from worker.quality.model import shipped_model
+from worker.quality.scorer import combine, measure_all, overall_score
+from worker.quality.views import ANALYSIS_SHORT_SIDE
 
 __all__ = [
     "MAX_PIXELS",
@@ -49,6 +51,7 @@ __all__ = [
     "Score",
     "UnsupportedImage",
     "score",
+    "score_measured",
 ]
 
 
@@ -64,12 +67,28 @@ class Score:
 def score(data: bytes) -> Score:
     """Score an encoded picture (any format :func:`worker.quality.decode.decode_image` reads).
 
-    Raises :class:`UnsupportedImage` or :class:`ImageTooLarge` (both :class:`ImageError`).
+    ``overall`` is mostly the learned model (:mod:`worker.quality.model`), blended with the
+    measured dimensions (:func:`worker.quality.scorer.overall_score`); the dimensions are the
+    measures'. Raises :class:`UnsupportedImage` or :class:`ImageTooLarge` (both
+    :class:`ImageError`).
     """
-    found = measure_all(decode_image(data))
+    img, size = decode_scaled(data, ANALYSIS_SHORT_SIDE)
+    found = measure_all(img, size)
+    scores = {name: m.score for name, m in found.items()}
+    raw = {name: m.raw for name, m in found.items()}
+    _, dimensions = combine(scores)
+    overall = overall_score(shipped_model().overall(img, scores, raw), dimensions)
+    return Score(overall=round(overall, 6), dimensions=MappingProxyType(dimensions),
+                 measurements=MappingProxyType(raw))
+
+
+def score_measured(data: bytes) -> Score:
+    """The first, unlearned scorer: a weighted geometric mean of the measured dimensions.
+
+    Kept as the baseline ``make bench-quality`` compares the learned model with.
+    """
+    img, size = decode_scaled(data, ANALYSIS_SHORT_SIDE)
+    found = measure_all(img, size)
     overall, dimensions = combine({name: m.score for name, m in found.items()})
-    return Score(
-        overall=overall,
-        dimensions=MappingProxyType(dimensions),
-        measurements=MappingProxyType({name: m.raw for name, m in found.items()}),
-    )
+    return Score(overall=overall, dimensions=MappingProxyType(dimensions),
+                 measurements=MappingProxyType({name: m.raw for name, m in found.items()}))

@@ -90,7 +90,7 @@ def decode_scaled(data: bytes, short_side: int) -> tuple[Image.Image, tuple[int,
     """
     im = _open(data)
     width, height = im.size
-    if _EXIF_SWAPS_SIDES.get(im.getexif().get(_ORIENTATION_TAG, 1), False):
+    if _EXIF_SWAPS_SIDES.get(_orientation(im), False):
         width, height = height, width
     if im.format == "JPEG" and min(width, height) > short_side:
         scale = short_side / min(width, height)
@@ -101,6 +101,14 @@ def decode_scaled(data: bytes, short_side: int) -> tuple[Image.Image, tuple[int,
 _ORIENTATION_TAG = 0x0112
 #: EXIF orientations 5..8 rotate by 90°: the upright picture's width is the stored height.
 _EXIF_SWAPS_SIDES = {5: True, 6: True, 7: True, 8: True}
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation, 1 when there is none or it cannot be read (then decoding says why)."""
+    try:
+        return int(im.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # a damaged file: _finish raises UnsupportedImage for it
+        return 1
 
 
 def _open(data: bytes) -> Image.Image:

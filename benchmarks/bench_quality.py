@@ -1,0 +1,148 @@
+"""``make bench-quality``: how well the quality model agrees with people, and what it costs.
+
+1. Accuracy on BIQ2021's official *test* split (2,000 photos never used in fitting): SRCC and
+   PLCC against the mean opinion scores, for the shipped model (through ``quality.score``),
+   the first (unlearned) scorer, and the backbone-only and measures-only variants that
+   ``make train`` fits beside it (``var/train``). Target: SRCC >= 0.88.
+2. Speed on one core (this process pinned to one CPU, every library on one thread): ms per
+   image for 0.25, 2 and 12 Mpx JPEGs, next to decoding alone (full and DCT-scaled).
+   Targets: <= 60 ms at 12 Mpx including decode, <= 25 ms at 0.25 Mpx.
+
+    python benchmarks/bench_quality.py --biq /data/BIQ2021 [--train-dir var/train] [--limit N]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from worker import quality  # noqa: E402
+from worker.quality.decode import decode_image, decode_scaled  # noqa: E402
+from worker.quality.head import Head, head_input, measure_vector  # noqa: E402
+from worker.quality.model import shipped_model  # noqa: E402
+from worker.quality.scorer import combine, measure_all, overall_score  # noqa: E402
+from worker.quality.views import ANALYSIS_SHORT_SIDE  # noqa: E402
+
+SRCC_TARGET = 0.88
+MS_TARGETS = {0.25: 25.0, 2.0: None, 12.0: 60.0}
+VARIANT_FILES = {"backbone-only": "head-backbone-only.npz", "measures-only": "head-measures-only.npz"}
+
+
+def read_test_split(biq: Path) -> list[tuple[Path, float]]:
+    from worker.quality.training.extract import read_split
+
+    return [(biq / "Images" / name, mos) for name, mos in read_split(biq, "test")]
+
+
+def accuracy(biq: Path, train_dir: Path, limit: int | None) -> None:
+    rows = read_test_split(biq)[:limit]
+    model = shipped_model()
+    variants = {name: Head.load(train_dir / file) for name, file in VARIANT_FILES.items()
+                if (train_dir / file).exists()}
+    predictions: dict[str, list[float]] = {"picscore model (shipped)": [], "first scorer (unlearned)": [],
+                                           **{f"variant: {name}": [] for name in variants}}
+    checked = 0
+    started = time.perf_counter()
+    for i, (path, _mos) in enumerate(rows):
+        data = path.read_bytes()
+        img, size = decode_scaled(data, ANALYSIS_SHORT_SIDE)
+        found = measure_all(img, size)
+        scores = {n: m.score for n, m in found.items()}
+        raw = {n: m.raw for n, m in found.items()}
+        features = model.view_features(img)
+        measures = measure_vector(scores, raw)
+        learned = float(model.head.predict(head_input(features, measures, model.head.crops)[None])[0])
+        full = overall_score(learned, combine(scores)[1])
+        if i < 25:  # the shortcut above must be exactly what quality.score answers
+            assert abs(quality.score(data).overall - round(full, 6)) < 1e-9, path
+            checked += 1
+        predictions["picscore model (shipped)"].append(full)
+        predictions["first scorer (unlearned)"].append(combine(scores)[0])
+        for name, head in variants.items():
+            x = head_input(features, measures, head.crops, use_backbone=head.use_backbone,
+                           use_measures=head.use_measures)
+            predictions[f"variant: {name}"].append(float(head.predict(x[None])[0]))
+        if (i + 1) % 250 == 0:
+            print(f"  … {i + 1}/{len(rows)} test photos, {time.perf_counter() - started:.0f} s", flush=True)
+    truth = np.asarray([mos for _, mos in rows])
+    print(f"\n1. Accuracy on BIQ2021 test ({len(rows)} photos; fitted on the 10,000 train photos only)")
+    print(f"{'scorer':<30} {'SRCC':>7} {'PLCC':>7}")
+    for name, values in predictions.items():
+        pred = np.asarray(values)
+        rank, linear = stats.spearmanr(pred, truth).statistic, stats.pearsonr(pred, truth).statistic
+        print(f"{name:<30} {rank:>7.4f} {linear:>7.4f}")
+    shipped = stats.spearmanr(predictions["picscore model (shipped)"], truth).statistic
+    verdict = "met" if shipped >= SRCC_TARGET else "MISSED"
+    print(f"target SRCC >= {SRCC_TARGET}: {verdict} ({shipped:.4f}); {checked} photos cross-checked against "
+          "quality.score()")
+    if not variants:
+        print(f"  (variants not found in {train_dir}: run `make train` to fit them)")
+
+
+def jpeg_of(megapixels: float) -> bytes:
+    """A real photo (the demo bucket's first) resized to ``megapixels``, JPEG quality 90."""
+    from worker.demo.build import demo_images, read_demo_image
+
+    photo = Image.open(io.BytesIO(read_demo_image(demo_images()[0]))).convert("RGB")
+    scale = (megapixels * 1e6 / (photo.width * photo.height)) ** 0.5
+    buffer = io.BytesIO()
+    photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.BICUBIC).save(
+        buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _median_ms(function, data: bytes, repeats: int) -> float:
+    function(data)  # warm-up (first call loads the model)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function(data)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def speed(repeats: int) -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    print("\n2. Speed on one core (median of", repeats, "runs; process pinned to one CPU)")
+    print(f"{'JPEG':>8} {'score':>9} {'full decode':>12} {'scaled decode':>14} {'score/full decode':>18}  target")
+    for megapixels, target in MS_TARGETS.items():
+        data = jpeg_of(megapixels)
+        scored = _median_ms(quality.score, data, repeats)
+        full = _median_ms(decode_image, data, repeats)
+        scaled = _median_ms(lambda d: decode_scaled(d, ANALYSIS_SHORT_SIDE), data, repeats)
+        goal = "" if target is None else f"<= {target:g} ms: {'met' if scored <= target else 'MISSED'}"
+        print(f"{megapixels:>6g}Mp {scored:>7.1f}ms {full:>10.1f}ms {scaled:>12.1f}ms {scored / full:>18.2f}  {goal}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--biq", type=Path, default=os.environ.get("BIQ2021"), help="the BIQ2021 checkout")
+    parser.add_argument("--train-dir", type=Path, default=Path("var/train"), help="where make train left variants")
+    parser.add_argument("--limit", type=int, default=None, help="first N test photos only")
+    parser.add_argument("--repeats", type=int, default=15)
+    options = parser.parse_args()
+    if options.biq is None or not Path(options.biq).exists():
+        sys.exit("bench-quality needs BIQ2021: git clone https://github.com/nisarahmedrana/BIQ2021 /data/BIQ2021 "
+                 "and run `make bench-quality BIQ2021=/data/BIQ2021`")
+    accuracy(Path(options.biq), options.train_dir, options.limit)
+    speed(options.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The trained head: pooled features of the views → overall quality, 0..1 (0.5 means "fair").
+
+Runtime half, numpy only. The input vector is built by :func:`head_input` from the backbone
+features of the whole view and of the first ``crops`` crops (their mean and standard
+deviation: the typical crop and how uneven the picture is) and from the first scorer's
+measures. The head (:class:`Head`) is fitted by :mod:`worker.quality.training.fit` to
+predict the BIQ2021 mean opinion score (1..5 rescaled to 0..1, so 0.5 is the scale's "fair").
+
+Computed in float64 from stored arrays, so a given input gives the same score in every process
+(tests check it against a fixture).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Head", "head_input", "measure_vector", "MEASURE_NAMES"]
+
+#: The first scorer's measured dimensions fed to the head (scores 0..1, then raw values).
+MEASURE_NAMES = ("resolution", "noise", "blur", "compression", "saturation", "exposure")
+
+
+def measure_vector(scores: dict[str, float], raw: dict[str, float]) -> np.ndarray:
+    """The 12 measure inputs: each dimension's score, then its raw value (log for the pixel count)."""
+    raws = [float(np.log10(max(raw[n], 1.0))) if n == "resolution" else raw[n] for n in MEASURE_NAMES]
+    return np.asarray([scores[n] for n in MEASURE_NAMES] + raws, dtype=np.float32)
+
+
+def head_input(views: np.ndarray, measures: np.ndarray, crops: int, *, use_backbone: bool = True,
+               use_measures: bool = True) -> np.ndarray:
+    """Input vector(s): ``views`` is ``(..., 1 + k, F)`` (whole view first, crops by detail).
+
+    Works on one picture (``(1 + k, F)``) or a batch (``(n, 1 + k, F)``).
+    """
+    parts: list[np.ndarray] = []
+    if use_backbone:
+        parts.append(views[..., 0, :].astype(np.float32))
+        if crops:
+            picked = views[..., 1:1 + crops, :].astype(np.float32)
+            parts += [picked.mean(axis=-2), picked.std(axis=-2)]
+    if use_measures:
+        parts.append(measures.astype(np.float32))
+    return np.concatenate(parts, axis=-1)
+
+
+@dataclass(frozen=True)
+class Head:
+    """Standardise, project onto principal components, then kernel ridge regression (RBF).
+
+    ``score = intercept + Σ dual_i · exp(-gamma · |z - support_i|²)`` over the training
+    pictures' projected features ``support``: a smooth nearest-neighbours-like regressor that,
+    on these features, ranks BIQ2021 better than a linear head or a small network did (model
+    card). The support set is stored as float16, and the result is clipped to 0..1.
+    """
+
+    mean: np.ndarray          # (d,) standardisation
+    scale: np.ndarray         # (d,)
+    components: np.ndarray    # (d, c) principal axes of the standardised training inputs
+    centre: np.ndarray        # (c,) their mean after projection
+    support: np.ndarray       # (n, c) projected training inputs
+    dual: np.ndarray          # (n,)
+    gamma: float
+    intercept: float
+    crops: int
+    use_backbone: bool
+    use_measures: bool
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        z = (np.atleast_2d(x).astype(np.float64) - self.mean) / self.scale
+        return z @ self.components - self.centre
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Scores for ``(n, d)`` inputs, each in 0..1."""
+        p = self.project(x)
+        distance = (p * p).sum(axis=1)[:, None] - 2.0 * p @ self.support.T + self._support_norms[None, :]
+        return np.clip(np.exp(-self.gamma * np.maximum(distance, 0.0)) @ self.dual + self.intercept, 0.0, 1.0)
+
+    @property
+    def _support_norms(self) -> np.ndarray:
+        return (self.support * self.support).sum(axis=1)
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, mean=self.mean, scale=self.scale, components=self.components.astype(np.float16),
+                            centre=self.centre, support=self.support.astype(np.float16), dual=self.dual,
+                            scalars=np.asarray([self.gamma, self.intercept], np.float64),
+                            config=np.asarray([self.crops, self.use_backbone, self.use_measures], np.int32))
+
+    @classmethod
+    def load(cls, path: Path) -> Head:
+        """Read a saved head; float16 arrays widen to float64 so that saving is lossless afterwards."""
+        with np.load(path) as f:
+            crops, use_backbone, use_measures = (int(v) for v in f["config"])
+            gamma, intercept = (float(v) for v in f["scalars"])
+            return cls(*(f[name].astype(np.float64) for name in ("mean", "scale", "components", "centre",
+                                                                  "support", "dual")),
+                       gamma, intercept, crops, bool(use_backbone), bool(use_measures))
