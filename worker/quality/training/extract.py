@@ -23,7 +23,7 @@ import numpy as np
 from worker.quality.backbone import Backbone
 from worker.quality.decode import decode_scaled
 from worker.quality.scorer import measure_all
-from worker.quality.views import ANALYSIS_SHORT_SIDE, GRID, crop_boxes, crops, whole_view
+from worker.quality.views import ANALYSIS_SHORT_SIDE, GRID, VIEW_SIDE, crop_boxes, crops, whole_view
 
 SPLITS = {"train": "Train (Images and MOS).csv", "test": "Test (Images and MOS).csv"}
 VIEWS = 1 + GRID * GRID
@@ -42,14 +42,15 @@ def read_split(biq: Path, split: str) -> list[tuple[str, float]]:
     return rows
 
 
-def image_features(backbone: Backbone, data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """(VIEWS x F backbone features, 12 measure values) of one encoded photo."""
+def image_features(backbone: Backbone, data: bytes, side: int = VIEW_SIDE,
+                   views_kept: int = VIEWS) -> tuple[np.ndarray, np.ndarray]:
+    """(views_kept x F backbone features, 12 measure values) of one encoded photo."""
     img, _size = decode_scaled(data, ANALYSIS_SHORT_SIDE)
-    views = [whole_view(img)]
-    boxes = crop_boxes(img)
+    views = [whole_view(img, side)]
+    boxes = crop_boxes(img, side)[: views_kept - 1]
     if boxes:
         views += list(crops(img, boxes))
-    views += [views[0]] * (VIEWS - len(views))  # small pictures: the whole view stands in
+    views += [views[0]] * (views_kept - len(views))  # small pictures: the whole view stands in
     features = backbone.features(np.stack(views))
     found = measure_all(img)
     measured = [found[name].score for name in MEASURE_NAMES] + [found[name].raw for name in MEASURE_NAMES]
@@ -59,15 +60,15 @@ def image_features(backbone: Backbone, data: bytes) -> tuple[np.ndarray, np.ndar
 _BACKBONE: Backbone | None = None
 
 
-def _work(args: tuple[str, str, list[tuple[int, str]], str]) -> int:
+def _work(args: tuple[str, str, list[tuple[int, str]], str, int, int]) -> int:
     global _BACKBONE
-    backbone_path, image_dir, items, out = args
+    backbone_path, image_dir, items, out, side, views_kept = args
     if _BACKBONE is None:
         _BACKBONE = Backbone(Path(backbone_path))
     feats = np.load(Path(out) / "backbone.npy", mmap_mode="r+")
     meas = np.load(Path(out) / "measures.npy", mmap_mode="r+")
     for index, name in items:
-        f, m = image_features(_BACKBONE, (Path(image_dir) / name).read_bytes())
+        f, m = image_features(_BACKBONE, (Path(image_dir) / name).read_bytes(), side, views_kept)
         feats[index] = f.astype(np.float16)
         meas[index] = m
     feats.flush()
@@ -82,6 +83,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, default=None, help="first N rows of each split (smoke runs)")
+    parser.add_argument("--side", type=int, default=VIEW_SIDE, help="side of every view, px")
+    parser.add_argument("--crops", type=int, default=VIEWS - 1, help="crops kept, most detailed first")
     options = parser.parse_args()
     rows = {split: read_split(options.biq, split)[: options.limit] for split in SPLITS}
     names = [name for split in SPLITS for name, _ in rows[split]]
@@ -91,13 +94,16 @@ def main() -> None:
     (out / "index.json").write_text(json.dumps({"train": len(rows["train"]), "test": len(rows["test"]),
                                                 "names": names}))
     probe = Backbone(options.backbone)
-    width = probe.features(np.zeros((1, 224, 224, 3), np.uint8)).shape[1]
-    np.lib.format.open_memmap(out / "backbone.npy", "w+", np.float16, (len(names), VIEWS, width)).flush()
+    width = probe.features(np.zeros((1, options.side, options.side, 3), np.uint8)).shape[1]
+    views_kept = 1 + options.crops
+    np.lib.format.open_memmap(out / "backbone.npy", "w+", np.float16, (len(names), views_kept, width)).flush()
     np.lib.format.open_memmap(out / "measures.npy", "w+", np.float32, (len(names), 12)).flush()
     chunks = [list(enumerate(names))[i:i + 200] for i in range(0, len(names), 200)]
     started, done = time.perf_counter(), 0
     with ProcessPoolExecutor(options.workers) as pool:
-        for n in pool.map(_work, [(str(options.backbone), str(options.biq / "Images"), c, str(out)) for c in chunks]):
+        jobs = [(str(options.backbone), str(options.biq / "Images"), c, str(out), options.side, views_kept)
+                for c in chunks]
+        for n in pool.map(_work, jobs):
             done += n
             print(f"{done}/{len(names)} images, {time.perf_counter() - started:.0f} s", flush=True)
 
