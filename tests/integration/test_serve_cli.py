@@ -82,3 +82,13 @@ def test_no_secret_or_signature_in_server_output(tmp_path: Path) -> None:
     for secret in (ACCESS_KEY_SECRET, signature, "the-wrong-secret-value"):
         assert secret not in output
     assert ACCESS_KEY_SECRET.encode() not in error_body
+
+
+def test_stopping_a_launched_server_reads_its_output_to_the_end_and_closes_the_pipe(tmp_path: Path) -> None:
+    server = start_server(tmp_path, {ACCESS_KEY_ID: ACCESS_KEY_SECRET}, args=["--fake-score-latency", "1ms"])
+    assert server.process.stdout is not None and not server.process.stdout.closed
+    server.stop()
+    assert server.process.returncode is not None
+    assert server.pump is not None and not server.pump.is_alive()
+    assert server.process.stdout.closed  # no ResourceWarning for an unclosed pipe later
+    assert any("listening on" in line for line in server.output)

@@ -29,6 +29,8 @@ class ServerProcess:
     port: int
     process: subprocess.Popen[str]
     output: list[str]
+    #: The thread copying the child's output into ``output``; ends at the pipe's EOF.
+    pump: threading.Thread | None = None
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.process.poll() is None:
@@ -38,6 +40,12 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        # Close our end of the pipe once the pump has read it to the end (closing it under a
+        # reading thread would break that thread); a grandchild still holding it keeps it open.
+        if self.pump is not None:
+            self.pump.join(2.0)
+        if self.process.stdout is not None and (self.pump is None or not self.pump.is_alive()):
+            self.process.stdout.close()
         return self.process.returncode
 
     def __enter__(self) -> ServerProcess:
@@ -76,9 +84,11 @@ def start_server(root: Path, credentials: Mapping[str, str], *, args: Sequence[s
                 ready.set()
         ready.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    pump_thread = threading.Thread(target=pump, daemon=True)
+    pump_thread.start()
     if not ready.wait(timeout) or not found:
         process.kill()
         raise RuntimeError("picscore serve did not start:\n" + "".join(output[-30:]))
     url = found[0]
-    return ServerProcess(url=url, port=int(url.rsplit(":", 1)[1]), process=process, output=output)
+    return ServerProcess(url=url, port=int(url.rsplit(":", 1)[1]), process=process, output=output,
+                         pump=pump_thread)
