@@ -183,6 +183,17 @@ def test_throttle_without_any_success_starts_at_the_floor(clock: FakeClock) -> N
     assert lim.rate == 4.0
 
 
+def test_throttled_before_any_success_recovers_by_the_consumer_count_per_second(clock: FakeClock) -> None:
+    lim = limiter(clock, None, floor=4.0, burst=64)
+    lim.on_throttle()
+    assert lim.rate == 4.0 and lim.step == 64.0
+    for _ in range(5):               # five seconds of calls at the current rate
+        assert lim.rate is not None
+        for _ in range(int(lim.rate)):
+            lim.on_success()
+    assert lim.rate is not None and lim.rate > 200  # (calls counted at each second's opening rate); a step of 1: ~9
+
+
 def test_unconfigured_recovery_has_no_ceiling(clock: FakeClock) -> None:
     lim = limiter(clock, None, floor=2.0, step=4.0)
     lim.on_throttle()

@@ -18,7 +18,9 @@ fake-clock tests check.
   times. The first throttle sets the rate to the success rate observed in that window (what
   the service was actually sustaining), then halves it; recovery is then unbounded (there is no
   ceiling), so a long quiet spell drifts back towards "no limit" and the next throttle halves
-  again.
+  again. A throttle before any success (nothing observed) starts at ``floor`` but recovers by
+  ``burst`` (the consumer count) calls/s per second rather than 1: with no evidence of what the
+  service sustains, a run throttled in its first second must not crawl for minutes.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ class AdaptiveLimiter:
         self.window_s = window_s
         self.throttles = 0  # every throttle signal, including those absorbed by the cooldown
         self._clock = clock
+        self._burst = burst
         self._bucket = TokenBucket(rate, burst, clock=clock, sleep=sleep)
         self._last_decrease: float | None = None
         self._started = clock()
@@ -163,10 +166,11 @@ class AdaptiveLimiter:
     def _start_from_observed(self, now: float) -> float:
         """First throttle while unlimited: the observed success rate becomes the current rate;
         recovery steps are sized from it, since there is no ceiling to size them from."""
-        observed = max(self.floor, self.observed_rate())
+        seen = self.observed_rate()
+        observed = max(self.floor, seen)
         self._successes.clear()
         if not self._step_given:
-            self.step = _default_step(observed)
+            self.step = _default_step(observed) if seen >= self.floor else max(1.0, float(self._burst))
         return observed
 
     def _record_success(self, now: float) -> None:
