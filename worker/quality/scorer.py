@@ -78,16 +78,15 @@ def global_view(img: Image.Image) -> Image.Image:
     return img.reduce(factor) if factor > 1 else img
 
 
-def cell_detail(luma_view: np.ndarray) -> np.ndarray:
-    """Mean |gradient| of each cell of the 4x4 grid over the view, row-major, shape (16,).
-
-    All zero (no preference) for a view too thin to cut into cells.
+def cell_detail(luma_view: np.ndarray, grid: int = _CELLS) -> np.ndarray:
+    """Mean |gradient| of each cell of a ``grid`` x ``grid`` grid over the view, row-major,
+    shape (grid²,). All zero (no preference) for a view too thin to cut into cells.
     """
     grad = np.abs(np.diff(luma_view, axis=1))[:-1] + np.abs(np.diff(luma_view, axis=0))[:, :-1]
-    ch, cw = grad.shape[0] // _CELLS, grad.shape[1] // _CELLS
+    ch, cw = grad.shape[0] // grid, grad.shape[1] // grid
     if ch == 0 or cw == 0:
-        return np.zeros(_CELLS * _CELLS)
-    cells = grad[: ch * _CELLS, : cw * _CELLS].reshape(_CELLS, ch, _CELLS, cw)
+        return np.zeros(grid * grid)
+    cells = grad[: ch * grid, : cw * grid].reshape(grid, ch, grid, cw)
     return cells.mean(axis=(1, 3)).ravel()
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from worker.quality.scorer import cell_detail
+
 __all__ = ["ANALYSIS_SHORT_SIDE", "VIEW_SIDE", "GRID", "whole_view", "crop_boxes", "crops"]
 
 #: JPEGs are decoded at the coarsest DCT scale that keeps the short side at least this long.
@@ -61,10 +63,4 @@ def _cell_detail(img: Image.Image) -> np.ndarray:
     """Mean |luma gradient| per grid cell on a small view, row-major, shape (GRID * GRID,)."""
     small = img.convert("L")
     small = small.reduce(max(1, min(small.size) // 96)) if min(small.size) > 192 else small
-    luma = np.asarray(small, dtype=np.float32)
-    grad = np.abs(np.diff(luma, axis=1))[:-1] + np.abs(np.diff(luma, axis=0))[:, :-1]
-    ch, cw = grad.shape[0] // GRID, grad.shape[1] // GRID
-    if ch == 0 or cw == 0:
-        return np.zeros(GRID * GRID)
-    cells = grad[: ch * GRID, : cw * GRID].reshape(GRID, ch, GRID, cw)
-    return cells.mean(axis=(1, 3)).ravel()
+    return cell_detail(np.asarray(small, dtype=np.float32), GRID)
