@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from PIL import Image
+
 from worker.quality.decode import (
     MAX_PIXELS,
     MAX_SIDE,
@@ -72,10 +74,7 @@ def score(data: bytes) -> Score:
     measures'. Raises :class:`UnsupportedImage` or :class:`ImageTooLarge` (both
     :class:`ImageError`).
     """
-    img, size = decode_scaled(data, ANALYSIS_SHORT_SIDE)
-    found = measure_all(img, size)
-    scores = {name: m.score for name, m in found.items()}
-    raw = {name: m.raw for name, m in found.items()}
+    img, scores, raw = _measured(data)
     _, dimensions = combine(scores)
     overall = overall_score(shipped_model().overall(img, scores, raw), dimensions)
     return Score(overall=round(overall, 6), dimensions=MappingProxyType(dimensions),
@@ -87,8 +86,13 @@ def score_measured(data: bytes) -> Score:
 
     Kept as the baseline ``make bench-quality`` compares the learned model with.
     """
+    _, scores, raw = _measured(data)
+    overall, dimensions = combine(scores)
+    return Score(overall=overall, dimensions=MappingProxyType(dimensions), measurements=MappingProxyType(raw))
+
+
+def _measured(data: bytes) -> tuple[Image.Image, dict[str, float], dict[str, float]]:
+    """Decode at the analysis scale and measure: (picture, dimension scores, raw measurements)."""
     img, size = decode_scaled(data, ANALYSIS_SHORT_SIDE)
     found = measure_all(img, size)
-    overall, dimensions = combine({name: m.score for name, m in found.items()})
-    return Score(overall=overall, dimensions=MappingProxyType(dimensions),
-                 measurements=MappingProxyType({name: m.raw for name, m in found.items()}))
+    return img, {name: m.score for name, m in found.items()}, {name: m.raw for name, m in found.items()}

@@ -12,21 +12,37 @@ Computed in float64 from stored arrays, so a given input gives the same score in
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Head", "head_input", "measure_vector", "MEASURE_NAMES"]
+__all__ = ["Head", "head_input", "measure_inputs", "measure_values", "measure_vector", "MEASURE_NAMES"]
 
 #: The first scorer's measured dimensions fed to the head (scores 0..1, then raw values).
 MEASURE_NAMES = ("resolution", "noise", "blur", "compression", "saturation", "exposure")
 
 
+#: Column of the pixel count among the 12 measure values (the first raw value).
+_PIXELS = len(MEASURE_NAMES) + MEASURE_NAMES.index("resolution")
+
+
+def measure_values(scores: dict[str, float], raw: dict[str, float]) -> np.ndarray:
+    """The 12 measure values as stored by training: each dimension's score, then its raw value."""
+    return np.asarray([scores[n] for n in MEASURE_NAMES] + [raw[n] for n in MEASURE_NAMES], dtype=np.float64)
+
+
+def measure_inputs(values: np.ndarray) -> np.ndarray:
+    """Measure values ``(..., 12)`` → head inputs: the same, with the pixel count as log10."""
+    out = np.array(values, dtype=np.float64)
+    out[..., _PIXELS] = np.log10(np.maximum(out[..., _PIXELS], 1.0))
+    return out.astype(np.float32)
+
+
 def measure_vector(scores: dict[str, float], raw: dict[str, float]) -> np.ndarray:
-    """The 12 measure inputs: each dimension's score, then its raw value (log for the pixel count)."""
-    raws = [float(np.log10(max(raw[n], 1.0))) if n == "resolution" else raw[n] for n in MEASURE_NAMES]
-    return np.asarray([scores[n] for n in MEASURE_NAMES] + raws, dtype=np.float32)
+    """The 12 head inputs of one picture's measures."""
+    return measure_inputs(measure_values(scores, raw))
 
 
 def head_input(views: np.ndarray, measures: np.ndarray, crops: int, *, use_backbone: bool = True,
@@ -78,8 +94,9 @@ class Head:
         distance = (p * p).sum(axis=1)[:, None] - 2.0 * p @ self.support.T + self._support_norms[None, :]
         return np.clip(np.exp(-self.gamma * np.maximum(distance, 0.0)) @ self.dual + self.intercept, 0.0, 1.0)
 
-    @property
+    @functools.cached_property
     def _support_norms(self) -> np.ndarray:
+        """|support_i|², once per head (cached_property writes past the frozen dataclass)."""
         return (self.support * self.support).sum(axis=1)
 
     def save(self, path: Path) -> None:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from worker.quality.backbone import Backbone
 from worker.quality.head import Head, head_input, measure_vector
-from worker.quality.views import crop_boxes, crops, whole_view
+from worker.quality.views import model_views
 
 __all__ = ["MODEL_DIR", "QualityModel", "shipped_model"]
 
@@ -36,13 +36,9 @@ class QualityModel:
     def view_features(self, img: Image.Image, crop_count: int | None = None) -> np.ndarray:
         """Backbone features ``(1 + k, F)`` of the whole view and the ``k`` most detailed crops."""
         k = self.head.crops if crop_count is None else crop_count
-        views = whole_view(img)[None]
-        boxes = crop_boxes(img)[:k]
-        if boxes:
-            views = np.concatenate([views, crops(img, boxes)])
-        if len(views) < 1 + k:  # a small picture: its whole view is already native resolution
-            views = np.concatenate([views, np.repeat(views[:1], 1 + k - len(views), axis=0)])
-        return self.backbone.features(views) if self.head.use_backbone else np.zeros((1 + k, 1), np.float32)
+        if not self.head.use_backbone:
+            return np.zeros((1 + k, 1), np.float32)
+        return self.backbone.features(model_views(img, k))
 
     def overall(self, img: Image.Image, scores: dict[str, float], raw: dict[str, float]) -> float:
         """The learned 0..1 score of ``img`` given the first scorer's measures of it."""

@@ -18,7 +18,7 @@ from PIL import Image
 
 from worker.quality.scorer import cell_detail
 
-__all__ = ["ANALYSIS_SHORT_SIDE", "VIEW_SIDE", "GRID", "whole_view", "crop_boxes", "crops"]
+__all__ = ["ANALYSIS_SHORT_SIDE", "VIEW_SIDE", "GRID", "model_views", "whole_view", "crop_boxes", "crops"]
 
 #: JPEGs are decoded at the coarsest DCT scale that keeps the short side at least this long.
 ANALYSIS_SHORT_SIDE = 720
@@ -57,6 +57,19 @@ def crop_boxes(img: Image.Image, side: int = VIEW_SIDE) -> list[Box]:
 def crops(img: Image.Image, boxes: list[Box]) -> np.ndarray:
     """The boxes' pixels, uint8 ``(k, side, side, 3)``."""
     return np.stack([np.asarray(img.crop(box)) for box in boxes])
+
+
+def model_views(img: Image.Image, crop_count: int, side: int = VIEW_SIDE) -> np.ndarray:
+    """The network's input: the whole view, then the ``crop_count`` most detailed crops, uint8
+    ``(1 + crop_count, side, side, 3)``. A picture too small for crops repeats its whole view
+    (already at or above native resolution) in their places."""
+    views = whole_view(img, side)[None]
+    boxes = crop_boxes(img, side)[:crop_count]
+    if boxes:
+        views = np.concatenate([views, crops(img, boxes)])
+    if len(views) < 1 + crop_count:
+        views = np.concatenate([views, np.repeat(views[:1], 1 + crop_count - len(views), axis=0)])
+    return views
 
 
 def _cell_detail(img: Image.Image) -> np.ndarray:

@@ -22,12 +22,12 @@ import numpy as np
 
 from worker.quality.backbone import Backbone
 from worker.quality.decode import decode_scaled
+from worker.quality.head import measure_values
 from worker.quality.scorer import measure_all
-from worker.quality.views import ANALYSIS_SHORT_SIDE, GRID, VIEW_SIDE, crop_boxes, crops, whole_view
+from worker.quality.views import ANALYSIS_SHORT_SIDE, GRID, VIEW_SIDE, model_views
 
 SPLITS = {"train": "Train (Images and MOS).csv", "test": "Test (Images and MOS).csv"}
 VIEWS = 1 + GRID * GRID
-MEASURE_NAMES = ("resolution", "noise", "blur", "compression", "saturation", "exposure")
 
 
 def read_split(biq: Path, split: str) -> list[tuple[str, float]]:
@@ -44,17 +44,11 @@ def read_split(biq: Path, split: str) -> list[tuple[str, float]]:
 
 def image_features(backbone: Backbone, data: bytes, side: int = VIEW_SIDE,
                    views_kept: int = VIEWS) -> tuple[np.ndarray, np.ndarray]:
-    """(views_kept x F backbone features, 12 measure values) of one encoded photo."""
-    img, _size = decode_scaled(data, ANALYSIS_SHORT_SIDE)
-    views = [whole_view(img, side)]
-    boxes = crop_boxes(img, side)[: views_kept - 1]
-    if boxes:
-        views += list(crops(img, boxes))
-    views += [views[0]] * (views_kept - len(views))  # small pictures: the whole view stands in
-    features = backbone.features(np.stack(views))
-    found = measure_all(img)
-    measured = [found[name].score for name in MEASURE_NAMES] + [found[name].raw for name in MEASURE_NAMES]
-    return features, np.asarray(measured, dtype=np.float32)
+    """(views_kept x F backbone features, the 12 raw measure values) of one encoded photo."""
+    img, size = decode_scaled(data, ANALYSIS_SHORT_SIDE)
+    features = backbone.features(model_views(img, views_kept - 1, side))
+    found = measure_all(img, size)
+    return features, measure_values({n: m.score for n, m in found.items()}, {n: m.raw for n, m in found.items()})
 
 
 _BACKBONE: Backbone | None = None

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.quality.head import Head, head_input
+from worker.quality.head import Head, head_input, measure_inputs
 from worker.quality.model import MODEL_DIR
 from worker.quality.training.extract import SPLITS
 from worker.quality.training.fit import fit_head, plcc, srcc
@@ -65,20 +65,13 @@ def load_features(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
             np.load(directory / "mos.npy"), int(index["train"]))
 
 
-def measures_as_inputs(measures: np.ndarray) -> np.ndarray:
-    """The extract's 12 columns in :func:`worker.quality.head.measure_vector`'s form (log pixel count)."""
-    out = measures.astype(np.float32).copy()
-    out[:, 6] = np.log10(np.maximum(out[:, 6], 1.0))
-    return out
-
-
 def fit_variants(features: np.ndarray, measures: np.ndarray, mos: np.ndarray, n_train: int,
                  out: Path) -> dict[str, dict[str, float]]:
     """Fit every variant on train, score test; returns {variant: {srcc, plcc}}."""
     figures = {}
     k = HEAD["crops"]
     views = np.asarray(features[:, : 1 + k]).astype(np.float32)
-    inputs = measures_as_inputs(measures)
+    inputs = measure_inputs(measures)
     params = {name: value for name, value in HEAD.items() if name != "crops"}
     for variant, (file, use_backbone, use_measures) in VARIANTS.items():
         x = head_input(views, inputs, k, use_backbone=use_backbone, use_measures=use_measures)
