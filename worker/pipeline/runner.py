@@ -34,9 +34,10 @@ from ..observability.metrics import RunMetrics
 from ..oss.client import open_async_client, upload_file
 from .checkpoint import Checkpoint
 from .display import ProgressReporter
+from .gctuning import throughput_gc
 from .incremental import PreviousResults
 from .model import ResultRow
-from .producer import Producer, WorkItem
+from .producer import Producer, WorkItem, page_size_for
 from .progress import ListingProgress
 from .ratelimit import AdaptiveLimiter
 from .scoring import AuthenticationFailed, CallFailed, RetryPolicy, ScoreCaller, retrying
@@ -300,7 +301,8 @@ async def _pipeline(run: _Run, client, checkpoint: Checkpoint, sink, progress: L
                         retry=retrying(policy, metrics, secrets),
                         already_done=_in_thread(checkpoint.done_among),
                         on_listed=run.count_listed,
-                        unchanged=_in_thread(previous.unchanged_among) if previous else None)
+                        unchanged=_in_thread(previous.unchanged_among) if previous else None,
+                        page_size=page_size_for(config.concurrency))
     writer = asyncio.create_task(run.write(sink, progress))
     producer_task = asyncio.create_task(producer.run())
     consumers = [asyncio.create_task(run.consume(caller)) for _ in range(config.concurrency)]
@@ -427,7 +429,8 @@ async def run_audit(config: RunConfig, *, out: TextIO = sys.stdout) -> ExitCode:
         log.info("metrics_listening", port=port)
     code: ExitCode | None = None
     try:
-        code = await (_dry_run if config.dry_run else _audit)(config, metrics, out)
+        with throughput_gc():
+            code = await (_dry_run if config.dry_run else _audit)(config, metrics, out)
         return code
     finally:
         metrics.run_success.set(1 if code == ExitCode.OK else 0)
