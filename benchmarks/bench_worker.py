@@ -216,17 +216,15 @@ async def _sdk_invoke_client(url: str, bucket: str, count: int, concurrency: int
     """The bare SDK through ``invoke_operation``: the worker's own call, without the worker around it."""
     from worker.config import Credentials
     from worker.oss.client import open_async_client
-    from worker.pipeline.scoring import score_operation
+    from worker.pipeline.scoring import invoke_score
     from worker.server.synthetic import SyntheticBucket
 
     keys = SyntheticBucket(bucket, count)
     async with open_async_client(url, REGION, Credentials(KEY_ID, SECRET), concurrency) as client:
 
         async def call(i: int) -> bool:
-            output = await client.invoke_operation(score_operation(bucket, keys.key(i % count)))
-            response = output.http_response
-            body = response.content if response.is_stream_consumed else await response.read()
-            return output.status_code == 200 and bool(body)
+            status, body, _ = await invoke_score(client, bucket, keys.key(i % count))
+            return status == 200 and bool(body)
 
         return await _loop(concurrency, seconds, call)
 

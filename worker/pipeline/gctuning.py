@@ -5,7 +5,7 @@ and headers, signer strings), so CPython's default first-generation threshold (7
 allocations) runs a collection every few calls, and each full collection walks every object
 the process has ever imported (pyarrow, the SDK, prometheus-client). Measured against
 ``picscore serve`` at zero latency and concurrency 64 on 2 cores, raising the thresholds made
-the whole pipeline 7–15 % faster (three alternated pairs; ``make bench`` shows the current
+the whole pipeline 7–18 % faster (three alternated pairs; ``make bench`` shows the current
 figures). The garbage is mostly acyclic and freed by reference counting anyway; the
 thresholds only decide how often cycles are looked for, so memory stays bounded.
 

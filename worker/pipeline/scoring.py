@@ -48,7 +48,8 @@ T = TypeVar("T")
 
 __all__ = [
     "ScoreCaller", "RetryPolicy", "AuthenticationFailed", "ScoreObserver", "NullObserver",
-    "ScoreAnswer", "InvalidAnswer", "parse_answer", "SCORE_PROCESS", "score_operation", "CallFailed", "retrying",
+    "ScoreAnswer", "InvalidAnswer", "parse_answer", "SCORE_PROCESS", "score_operation", "invoke_score",
+    "CallFailed", "retrying",
 ]
 
 SCORE_PROCESS = "image/score"
@@ -147,6 +148,20 @@ def score_operation(bucket: str, key: str) -> OperationInput:
     """The SDK operation of one scoring call: ``GetObject`` of ``key`` with ``x-oss-process=image/score``."""
     return OperationInput(op_name="GetObject", method="GET", bucket=bucket, key=key,
                           parameters={PROCESS_PARAMETER: SCORE_PROCESS})
+
+
+async def invoke_score(client: AsyncClient, bucket: str, key: str) -> tuple[int, bytes, str | None]:
+    """One scoring call: (HTTP status, body, request id); SDK errors propagate.
+
+    Sent through the client's generic ``invoke_operation`` — the same signing, transport,
+    endpoint and error handling as ``get_object`` — because ``get_object`` then parses every
+    response header into a typed model (dates through ``strptime``) and the score needs only
+    the body and the request id.
+    """
+    output = await client.invoke_operation(score_operation(bucket, key))
+    response = output.http_response
+    body = response.content if response.is_stream_consumed else await response.read()
+    return output.status_code, bytes(body or b""), (output.headers or {}).get(REQUEST_ID_HEADER) or None
 
 
 def _is_finite_number(value: Any) -> bool:
@@ -280,21 +295,11 @@ class ScoreCaller:
         return self._answer_row(ref, body, status, header_request_id, progress)
 
     async def _call(self, ref: ObjectRef) -> tuple[int, bytes, str | None] | CallFailure:
-        """The SDK call and body read; every exception becomes a classified failure.
-
-        Sent through the client's generic ``invoke_operation`` — the same signing, transport,
-        endpoint and error handling as ``get_object`` — because ``get_object`` then parses
-        every response header into a typed model (dates through ``strptime``, about 8 % of the
-        worker's CPU at zero latency) and the score needs only the body and the request id.
-        """
+        """The SDK call and body read; every exception becomes a classified failure."""
         try:
-            output = await self.client.invoke_operation(score_operation(ref.bucket, ref.key))
-            response = output.http_response
-            body = response.content if response.is_stream_consumed else await response.read()
+            return await invoke_score(self.client, ref.bucket, ref.key)
         except Exception as exc:  # every failure is classified; only cancellation passes through
             return classify(exc, self._secrets)
-        request_id = (output.headers or {}).get(REQUEST_ID_HEADER) or None
-        return output.status_code, bytes(body or b""), request_id
 
     def _on_failure(self, ref: ObjectRef, failure: CallFailure, progress: _Progress) -> ResultRow:
         assert progress.latency_s is not None
