@@ -4,6 +4,7 @@ consistent and ``--resume`` must finish the run with every object exactly once."
 
 from __future__ import annotations
 
+import math
 import random
 import signal
 import subprocess
@@ -30,7 +31,9 @@ from tests.integration.runhelpers import (
     start_run,
     wait_for,
 )
+from worker.pipeline.producer import page_size_for
 from worker.server.launch import ServerProcess, start_server
+from worker.server.listing import decode_token
 
 CRASH = "crash"
 GLACIAL = "glacial"
@@ -59,7 +62,7 @@ def buckets(root: Path) -> dict[str, LocalBucket]:
 
 @pytest.fixture(scope="module")
 def paged(root: Path) -> Iterator[tuple[ServerProcess, LocalBucket]]:
-    """More objects than one ListObjectsV2 page (1000), answered in 1 ms."""
+    """More objects than one ListObjectsV2 page at any concurrency (1000 at most), answered in 1 ms."""
     bucket = LocalBucket(root, PAGED)
     for n in range(N_PAGED):
         bucket.put(f"p/{n:04d}.jpg", b"paged object %d" % n)
@@ -229,7 +232,8 @@ def test_kill_9_after_the_first_listing_page_resumes_from_its_token(paged, tmp_p
     checkpoint = Path(f"{output}.checkpoint.sqlite")
     command = run_command(server.url, PAGED, output, "--concurrency", "8", "--flush-rows", "100")
     run = start_run(command)
-    # 1100 rows written: the first page's 1000 objects are all committed, so its token moved
+    # 1100 rows written: at pages of page_size_for(8) = 100, at least one page is wholly
+    # committed, so the prefix's token has moved past it
     wait_for(lambda: _part_files(output) >= 11 or run.poll() is not None, 60, "11 part files")
     run.kill()
     run.communicate()
@@ -239,6 +243,10 @@ def test_kill_9_after_the_first_listing_page_resumes_from_its_token(paged, tmp_p
     state = checkpoint_copy_state(checkpoint, tmp_path / "scratch")
     [(prefix, token, finished)] = state["listing"]
     assert prefix == "" and token and not finished
+    # The server's token is the page's last key (opaque to the worker): every key up to it is done.
+    listed_through = int(decode_token(token).removeprefix("p/").removesuffix(".jpg")) + 1
+    assert {f"p/{n:04d}.jpg" for n in range(listed_through)} <= {key for key, _etag in done}
+    pages_left = math.ceil((N_PAGED - listed_through) / page_size_for(8))
 
     start = len(server.output)
     resumed = run_cli([*command, "--resume"])
@@ -246,5 +254,6 @@ def test_kill_9_after_the_first_listing_page_resumes_from_its_token(paged, tmp_p
     _assert_complete(output, bucket, None)
     time.sleep(0.3)
     seen = server_requests(server, start)
-    assert len([r for r in seen if r["key"] is None]) == 1  # page 2 only: listing resumed at the token
+    # Listing resumed at the token: only the pages after it were asked for again
+    assert len([r for r in seen if r["key"] is None]) == pages_left
     assert len([r for r in seen if r["key"]]) == N_PAGED - len(done)  # each object scored once overall
