@@ -45,10 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 # Only light imports here: the forked children inherit this process's RSS high-water mark
 # (Linux ru_maxrss counts the pre-exec image), so the parent must stay small.
+from worker import eventloop
 from worker.server.launch import ServerProcess, start_server
 
 KEY_ID, SECRET = "LTAIbench0000000", "bench-secret-not-a-real-one"
 REGION = "cn-hangzhou"
+#: ``--event-loop`` of this run, passed to every child (server, worker, bare loops)
+EVENT_LOOP = "auto"
 RSS_TARGET_MB = 300
 RATIO_TARGET = 0.80
 FRACTION_REF = 0.90
@@ -84,6 +87,11 @@ def _rss_mb(pid: int) -> float | None:
     except OSError:
         pass
     return None
+
+
+def _loop_in_use() -> str:
+    """What ``EVENT_LOOP`` resolves to on this machine."""
+    return "asyncio" if eventloop.loop_factory(EVENT_LOOP) is None else "uvloop"
 
 
 def run_child(argv: list[str], env: dict[str, str], timeout_s: float) -> ChildResult:
@@ -141,7 +149,7 @@ def run_worker(server: ServerProcess, bucket: str, objects: int, concurrency: in
     output = out_dir / f"{bucket}-c{concurrency}-{time.monotonic_ns()}.parquet"
     argv = [sys.executable, "-m", "worker.cli", "run", "--endpoint", server.url, "--region", REGION,
             "--bucket", bucket, "--concurrency", str(concurrency), "--output", str(output),
-            "--progress", "never", "--log-format", "json"]
+            "--progress", "never", "--log-format", "json", "--event-loop", EVENT_LOOP]
     server_cpu = proc_cpu_s(server.process.pid)
     child = run_child(argv, child_env(), timeout_s)
     server_cpu = proc_cpu_s(server.process.pid) - server_cpu
@@ -156,7 +164,7 @@ def run_worker(server: ServerProcess, bucket: str, objects: int, concurrency: in
 def run_client_loop(server: ServerProcess, mode: str, bucket: str, count: int, concurrency: int,
                     seconds: float) -> tuple[dict, ChildResult, float]:
     argv = [sys.executable, __file__, "_client", mode, server.url, bucket, str(count), str(concurrency),
-            str(seconds)]
+            str(seconds), EVENT_LOOP]
     server_cpu = proc_cpu_s(server.process.pid)
     child = run_child(argv, child_env(), seconds * 3 + 120)
     server_cpu = proc_cpu_s(server.process.pid) - server_cpu
@@ -255,16 +263,18 @@ async def _raw_client(url: str, bucket: str, count: int, concurrency: int, secon
 
 
 def client_main(argv: list[str]) -> None:
-    mode, url, bucket, count, concurrency, seconds = argv
+    mode, url, bucket, count, concurrency, seconds, event_loop = argv
     loop = {"sdk": _sdk_client, "sdk-invoke": _sdk_invoke_client, "raw": _raw_client}[mode]
-    print(json.dumps(asyncio.run(loop(url, bucket, int(count), int(concurrency), float(seconds)))))
+    # the worker's own loop choice: a bare loop on a slower loop would flatter the worker's ratio
+    print(json.dumps(eventloop.run(loop(url, bucket, int(count), int(concurrency), float(seconds)), event_loop)))
 
 
 # -- the benchmark ---------------------------------------------------------------------------------
 
 
 def serve(root: Path, latency: str, buckets: dict[str, int]) -> ServerProcess:
-    args = ["--fake-score-latency", latency, "--backlog", "1000000", "--log-level", "warning"]
+    args = ["--fake-score-latency", latency, "--backlog", "1000000", "--log-level", "warning",
+            "--event-loop", EVENT_LOOP]
     for name, count in buckets.items():
         args += ["--synthetic-bucket", f"{name}={count}"]
     return start_server(root, {KEY_ID: SECRET}, args=args)
@@ -286,12 +296,17 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=1_000_000, help="objects listed in the memory run")
     parser.add_argument("--memory-concurrency", type=int, default=256, help="worker concurrency of the memory run")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the memory run")
+    parser.add_argument("--event-loop", choices=eventloop.EVENT_LOOPS, default="auto",
+                        help="event loop of the server, the worker and the bare client loops alike")
     options = parser.parse_args()
+    global EVENT_LOOP
+    EVENT_LOOP = options.event_loop
     levels = [int(c) for c in options.levels.split(",")]
     conc, seconds = options.concurrency, options.seconds
 
     print(f"picscore run benchmark — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average "
-          f"{os.getloadavg()[0]:.2f} at start. Server and worker are separate processes on this machine and "
+          f"{os.getloadavg()[0]:.2f} at start, event loop {_loop_in_use()} (--event-loop {EVENT_LOOP}). "
+          "Server and worker are separate processes on this machine and "
           "compete for its CPUs (with anything else running): every rate below is bounded by both, and the "
           "server's CPU time is shown.", flush=True)
     bench_started = time.perf_counter()

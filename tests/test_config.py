@@ -164,6 +164,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "flush_seconds": ["0", "-1"],
     "grace_s": ["-1", "a while"],
     "max_object_bytes": ["0", "big"],
+    "event_loop": ["libuv", "uv"],
 }
 LAYERS = ("flag", "env", "file")
 BOOL_FIELDS = {"resume", "dry_run"}

@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import eventloop
+
 __all__ = ["main"]
 
 EXIT_OK = 0
@@ -52,6 +54,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    "behind them (keys synthetic/GG/NNNNNNN.jpg), for client benchmarks; image/score needs "
                    "--fake-score-latency; repeatable")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--event-loop", default="auto", choices=eventloop.EVENT_LOOPS,
+                   help="auto (uvloop where installed), uvloop or asyncio (default auto)")
     p.set_defaults(func=_cmd_serve)
 
 
@@ -81,12 +85,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                           fake_score_latency_s=fake, synthetic_buckets=synthetic)
 
     def announce(host: str, port: int) -> None:
-        print(f"picscore serve: listening on http://{host}:{port} (root {root.resolve()})", flush=True)
+        print(f"picscore serve: listening on http://{host}:{port} (root {root.resolve()}, event loop "
+              f"{eventloop.loop_name()})", flush=True)
 
-    return _run_until_signal(serve(config, on_ready=announce))
+    return _run_until_signal(serve(config, on_ready=announce), args.event_loop)
 
 
-def _run_until_signal(coro) -> int:
+def _run_until_signal(coro, event_loop: str) -> int:
     """Run ``coro`` until SIGINT/SIGTERM, then cancel it and let it clean up."""
 
     async def runner() -> None:
@@ -97,7 +102,12 @@ def _run_until_signal(coro) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(runner())
+    try:
+        eventloop.run(runner(), event_loop)
+    except eventloop.EventLoopUnavailable as exc:
+        coro.close()
+        print(f"picscore serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -131,7 +141,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     json_logs = {"json": True, "console": False}.get(config.log_format)
     configure_logging(config.log_level, json=json_logs, secrets=config.credentials.secrets)
     try:
-        return int(asyncio.run(run_audit(config)))
+        return int(eventloop.run(run_audit(config), config.event_loop))
+    except eventloop.EventLoopUnavailable as exc:
+        print(f"picscore run: configuration error: event_loop: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
     except CheckpointError as exc:
         print(f"picscore run: checkpoint error: {exc}", file=sys.stderr)
         return ExitCode.CONFIG

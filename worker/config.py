@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .eventloop import EVENT_LOOPS
 from .oss.credentials import RrsaCredentials, RrsaError, rrsa_from_env, rrsa_requested
 
 __all__ = [
@@ -201,6 +202,7 @@ class RunConfig:
     flush_seconds: float = 30.0
     grace_s: float = 30.0
     max_object_bytes: int = 20 * 1024 * 1024
+    event_loop: str = "auto"
     config_file: Path | None = None
     #: Non-fatal findings (e.g. an unknown ``PICSCORE_*`` variable); the caller logs them.
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -667,6 +669,8 @@ _FIELDS: tuple[_Field, ...] = (
            "flight and flush before exiting (default 30s)", 30.0, metavar="DURATION"),
     _Field("max_object_bytes", _positive_size, "objects larger than this are skipped, not sent: OSS "
            "refuses to score them (default 20MiB)", 20 * 1024 * 1024, metavar="SIZE"),
+    _Field("event_loop", _choice(EVENT_LOOPS), "auto (uvloop where installed), uvloop or asyncio "
+           "(default auto)", "auto", metavar="LOOP"),
 )
 _BY_NAME = {f.name: f for f in _FIELDS}
 _FIELD_ORDER = tuple(f.name for f in _FIELDS if f.name != "shard_count")

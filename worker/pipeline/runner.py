@@ -30,6 +30,7 @@ from typing import Any, TextIO, TypeVar
 import structlog
 
 from ..config import RunConfig, fingerprint, split_oss_url
+from ..eventloop import loop_name
 from ..observability.metrics import RunMetrics
 from ..oss.client import open_async_client, upload_file
 from .checkpoint import Checkpoint
@@ -249,9 +250,17 @@ async def _wind_down(run: _Run, producer_task: asyncio.Task, consumers: list[asy
     await asyncio.gather(*pending, return_exceptions=True)
 
 
+def _log_start(config: RunConfig) -> None:
+    """Once the run is sure to start (settings and checkpoint accepted): what it audits, and how."""
+    log.info("run_started", bucket=config.bucket, prefixes=list(config.prefix), shard=str(config.shard),
+             concurrency=config.concurrency, resume=config.resume, dry_run=config.dry_run,
+             event_loop=loop_name())
+
+
 async def _audit(config: RunConfig, metrics: RunMetrics, out: TextIO) -> ExitCode:
     run = _Run(config, metrics)
     checkpoint = Checkpoint.open(Path(config.checkpoint), fingerprint(config), resume=config.resume)
+    _log_start(config)
     try:
         sink = open_sink(_local_output_path(config), config.format, checkpoint)
         if checkpoint.is_finished():
@@ -375,6 +384,7 @@ async def _publish(config: RunConfig, local: Path) -> str | None:
 
 async def _dry_run(config: RunConfig, metrics: RunMetrics, out: TextIO) -> ExitCode:
     """List and count only: what a real run would score and skip, and so what it would cost."""
+    _log_start(config)
     tally = Tally()
     listed = 0
 

@@ -1,0 +1,48 @@
+"""``picscore serve`` and ``picscore run`` on either event loop (``--event-loop``), mixed both
+ways, give the same complete result; and the choice shows in the run's start-up log line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.integration.runhelpers import LocalBucket, fake_score, read_output, rows_by_key, run_cli, run_command
+from worker.server.launch import start_server
+
+BUCKET = "loops"
+
+
+def _started(stderr: str, stdout: str) -> dict:
+    for line in (stderr + "\n" + stdout).splitlines():
+        if line.startswith("{") and json.loads(line).get("event") == "run_started":
+            return json.loads(line)
+    raise AssertionError(f"no run_started line in:\n{stderr}\n{stdout}")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("server_loop, worker_loop", [("asyncio", "uvloop"), ("uvloop", "asyncio")])
+def test_server_and_worker_on_either_loop(server_loop: str, worker_loop: str, tmp_path: Path) -> None:
+    bucket = LocalBucket(tmp_path / "root", BUCKET)
+    for n in range(40):
+        bucket.put(f"l/{n:02d}.jpg", b"loop object %d" % n)
+    output = tmp_path / "out.parquet"
+    with start_server(tmp_path / "root", {ACCESS_KEY_ID: ACCESS_KEY_SECRET},
+                      args=["--fake-score-latency", "5ms", "--event-loop", server_loop]) as server:
+        done = run_cli(run_command(server.url, BUCKET, output, "--concurrency", "8", "--event-loop", worker_loop))
+        assert any(f"event loop {server_loop})" in line for line in server.output)
+    assert done.returncode == 0, done.stderr
+    assert _started(done.stderr, done.stdout)["event_loop"] == worker_loop
+    rows = rows_by_key(read_output(output))
+    assert set(rows) == set(bucket.objects)
+    assert {k: r["score"] for k, r in rows.items()} == {k: fake_score(v) for k, v in bucket.objects.items()}
+
+
+@pytest.mark.timeout(60)
+def test_run_refuses_an_unknown_loop_naming_the_field(tmp_path: Path) -> None:
+    done = run_cli(run_command("http://127.0.0.1:9", BUCKET, tmp_path / "out.parquet", "--event-loop", "libuv"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("picscore run: configuration error: event_loop: must be one of")
+    assert list(tmp_path.iterdir()) == []
