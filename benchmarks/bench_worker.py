@@ -216,11 +216,12 @@ async def _loop(concurrency: int, seconds: float, call) -> dict:
 
     stop_at = time.perf_counter() + 1.0
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
-    counting, began = True, time.perf_counter()
+    counting, began, cpu_began = True, time.perf_counter(), time.process_time()
     stop_at = began + seconds
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
     elapsed = time.perf_counter() - began
-    return {"rate": done / elapsed, "ok": done, "errors": errors, "elapsed_s": elapsed}
+    return {"rate": done / elapsed, "ok": done, "errors": errors, "elapsed_s": elapsed,
+            "cpu_s": time.process_time() - cpu_began}
 
 
 async def _sdk_client(url: str, bucket: str, count: int, concurrency: int, seconds: float) -> dict:
@@ -300,6 +301,18 @@ def serve(root: Path, latency: str, buckets: dict[str, int]) -> ServerProcess:
     for name, count in buckets.items():
         args += ["--synthetic-bucket", f"{name}={count}"]
     return start_server(root, {KEY_ID: SECRET}, args=args)
+
+
+def level_verdict(steady_of_ideal: float, ideal: float, cpu_per_object_s: float) -> str:
+    """The issue's bar holds "wherever the client CPU is not saturated": where the worker's own CPU
+    per object, times 90 % of the ideal rate, exceeds one core (its one event loop), the bar is out
+    of reach by construction, and the verdict says so with the figure instead of a bare MISSED."""
+    if steady_of_ideal >= FRACTION_REF:
+        return "met"
+    needed = FRACTION_REF * ideal * cpu_per_object_s
+    if needed >= 1.0:
+        return f"client CPU-bound: {FRACTION_REF:.0%} needs {needed:.0%} of a core"
+    return "MISSED"
 
 
 def verdict(ok: bool) -> str:
@@ -409,22 +422,26 @@ def main() -> None:
           f"(server cap = bare SDK rate above, {capacity:.0f}/s)")
     print(f"{'concurrency':>11} {'objects':>8} {'secs':>6} {'obj/s':>8} {'ideal':>7} {'of ideal':>8} "
           f"{'steady/s':>8} {'steady of ideal':>15} {'of min(ideal,cap)':>17} {'bare SDK':>8} {'SDK of ideal':>12} "
-          f"{'CPU-s/1k':>8} {'server CPU%':>11}  steady ≥ {FRACTION_REF:.0%}")
+          f"{'CPU-s/1k':>8} {'worker CPU%':>11} {'SDK CPU%':>8} {'server CPU%':>11}  steady ≥ {FRACTION_REF:.0%}")
     for c, run in runs.items():
         ideal = c / latency_s
         of_ideal, steady = run.rate / ideal, run.steady_rate / ideal
-        sdk_rate = level_sdk[c]["rate"]
+        sdk_rate, sdk_cpu = level_sdk[c]["rate"], level_sdk[c]["cpu_s"] / level_sdk[c]["elapsed_s"]
+        per_object = cpu_per_1k(run) / 1000
         print(f"{c:>11} {run.objects:>8} {run.elapsed_s:>6.1f} {run.rate:>8.0f} {ideal:>7.0f} {of_ideal:>8.1%} "
               f"{run.steady_rate:>8.0f} {steady:>15.1%} {run.steady_rate / min(ideal, capacity):>17.1%} "
               f"{sdk_rate:>8.0f} {sdk_rate / ideal:>12.1%} {cpu_per_1k(run):>8.2f} "
-              f"{100 * run.server_cpu_s / run.child.wall_s:>10.0f}%  {verdict(steady >= FRACTION_REF)}")
+              f"{cpu_per_1k(run) * run.rate / 10:>10.0f}% {sdk_cpu:>7.0%} "
+              f"{100 * run.server_cpu_s / run.child.wall_s:>10.0f}%  {level_verdict(steady, ideal, per_object)}")
     print(f"  secs and obj/s: the worker's whole run (interpreter start-up excluded; a 1-object run takes "
           f"{fixed_s:.2f} s). 'steady': rows per second between the 10th and 90th percentile of their "
           "scored_at in the output — "
           "the rate of a long audit, without the first listing page, the last wave of calls and the final merge; "
           "the verdict is on it, since the bare SDK loops are timed after a warm-up too. 'bare SDK': N tasks "
           "looping get_object on the same server, after a 1 s warm-up — what this machine allows a client at that "
-          "concurrency, since the server shares its CPUs. The bar is the issue's.")
+          "concurrency, since the server shares its CPUs. CPU%: of one core (each client is one event loop, so "
+          "near 100 % it is saturated); the worker's from its rusage less start-up, the bare loop's while "
+          "counting. The bar is the issue's.")
 
     print("\n4. Worker CPU seconds per 1,000 objects (rusage of the worker process, minus a 1-object run's "
           f"{fixed_cpu:.2f} s of start-up)")
