@@ -48,7 +48,7 @@ T = TypeVar("T")
 
 __all__ = [
     "ScoreCaller", "RetryPolicy", "AuthenticationFailed", "ScoreObserver", "NullObserver",
-    "ScoreAnswer", "InvalidAnswer", "parse_answer", "SCORE_PROCESS", "score_operation", "invoke_score",
+    "ScoreAnswer", "InvalidAnswer", "parse_answer", "SCORE_PROCESS", "invoke_score",
     "CallFailed", "retrying",
 ]
 
@@ -144,7 +144,7 @@ def parse_answer(body: bytes) -> ScoreAnswer:
     return ScoreAnswer(float(overall), dimensions, request_id if isinstance(request_id, str) else None)
 
 
-def score_operation(bucket: str, key: str) -> OperationInput:
+def _score_operation(bucket: str, key: str) -> OperationInput:
     """The SDK operation of one scoring call: ``GetObject`` of ``key`` with ``x-oss-process=image/score``."""
     return OperationInput(op_name="GetObject", method="GET", bucket=bucket, key=key,
                           parameters={PROCESS_PARAMETER: SCORE_PROCESS})
@@ -158,7 +158,7 @@ async def invoke_score(client: AsyncClient, bucket: str, key: str) -> tuple[int,
     response header into a typed model (dates through ``strptime``) and the score needs only
     the body and the request id.
     """
-    output = await client.invoke_operation(score_operation(bucket, key))
+    output = await client.invoke_operation(_score_operation(bucket, key))
     response = output.http_response
     body = response.content if response.is_stream_consumed else await response.read()
     return output.status_code, bytes(body or b""), (output.headers or {}).get(REQUEST_ID_HEADER) or None
