@@ -163,13 +163,16 @@ def run_worker(server: ServerProcess, bucket: str, objects: int, concurrency: in
                          f"{child.stderr[-3000:]}")
     rate = float(match[3])
     elapsed = objects / rate if rate > 0 else float(match[2])
-    return WorkerRun(objects, objects / max(elapsed, 0.05), elapsed, child, server_cpu, steady_rate(output))
+    steady = subprocess.run([sys.executable, __file__, "_steady", str(output)], capture_output=True, text=True,
+                            check=True, env=child_env()).stdout
+    return WorkerRun(objects, objects / max(elapsed, 0.05), elapsed, child, server_cpu, float(steady))
 
 
 def steady_rate(output: Path) -> float:
     """The run's rate once started and before its tail: rows per second between the 10th and
     90th percentile of their ``scored_at``, read back from the Parquet output. Start-up (first
-    listing page), the last wave of calls and the final merge of the parts stay out of it."""
+    listing page), the last wave of calls and the final merge of the parts stay out of it.
+    Run in a child (``bench_worker.py _steady OUTPUT``): pyarrow would grow this process."""
     import numpy
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -471,5 +474,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_client":
         client_main(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "_steady":
+        print(steady_rate(Path(sys.argv[2])))
     else:
         main()
