@@ -124,16 +124,21 @@ def content(row: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in row.items() if name not in VOLATILE}
 
 
-def server_requests(server: ServerProcess, start: int = 0) -> list[dict[str, Any]]:
-    """The requests the server logged (it must run with ``--log-level debug``), from output line ``start``."""
+def log_events(lines: Iterable[str], event: str) -> list[dict[str, Any]]:
+    """The JSON log lines (structlog's renderer) among ``lines`` whose ``event`` is ``event``."""
     found = []
-    for line in list(server.output)[start:]:
+    for line in lines:
         line = line.strip()
         if line.startswith("{"):
             with_event = json.loads(line)
-            if with_event.get("event") == "request":
+            if with_event.get("event") == event:
                 found.append(with_event)
     return found
+
+
+def server_requests(server: ServerProcess, start: int = 0) -> list[dict[str, Any]]:
+    """The requests the server logged (it must run with ``--log-level debug``), from output line ``start``."""
+    return log_events(list(server.output)[start:], "request")
 
 
 def score_requests(server: ServerProcess, start: int = 0) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@ ways, give the same complete result; and the choice shows in the run's start-up 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from tests.integration.runhelpers import (
     REPO,
     LocalBucket,
     fake_score,
+    log_events,
     read_output,
     rows_by_key,
     run_cli,
@@ -28,10 +28,8 @@ BUCKET = "loops"
 
 
 def _started(stderr: str, stdout: str) -> dict:
-    for line in (stderr + "\n" + stdout).splitlines():
-        if line.startswith("{") and json.loads(line).get("event") == "run_started":
-            return json.loads(line)
-    raise AssertionError(f"no run_started line in:\n{stderr}\n{stdout}")
+    [started] = log_events((stderr + "\n" + stdout).splitlines(), "run_started")
+    return started
 
 
 @pytest.mark.timeout(120)
