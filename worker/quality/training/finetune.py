@@ -145,6 +145,7 @@ def train_layout(photos: Photos, mos: np.ndarray, train: np.ndarray, val: np.nda
     started = time.perf_counter()
     best: dict = {"val_srcc": -1.0}
     step, total_steps, epoch = 0, None, 0
+    timed = 0.0
     while total_steps is None or step < total_steps:
         model.train()
         order = rng.permutation(train)
@@ -165,10 +166,12 @@ def train_layout(photos: Photos, mos: np.ndarray, train: np.ndarray, val: np.nda
             loss.backward()
             optimiser.step()
             step += 1
-            if total_steps is None and step == 30:
+            if total_steps is None and step in (20, 60):
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                per_step = (time.perf_counter() - started) / step
+                timed = time.perf_counter() if step == 20 else timed
+            if total_steps is None and step == 60:
+                per_step = (time.perf_counter() - timed) / 40
                 epochs = int(max(2, min(40, budget / (per_step * steps_per_epoch * 1.08))))
                 total_steps = epochs * steps_per_epoch
                 print(f"crops={crops}: {per_step * 1000:.0f} ms/step, {epochs} epochs planned", flush=True)
