@@ -25,6 +25,11 @@ __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+#: The ``--quality-model`` option's help (``picscore score`` and ``picscore serve``); the names are
+#: checked where the model is loaded (:func:`worker.quality.model.check_layout`), which this thin
+#: module does not import.
+QUALITY_MODEL_HELP = ("accurate (default: the whole view and three native-resolution crops) or fast (the whole "
+                      "view alone: about 3x faster, agrees somewhat less with people)")
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +58,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="also serve a read-only bucket NAME listing COUNT generated objects with no files "
                    "behind them (keys synthetic/GG/NNNNNNN.jpg), for client benchmarks; image/score needs "
                    "--fake-score-latency; repeatable")
+    p.add_argument("--quality-model", default="accurate", help="image/score's model: " + QUALITY_MODEL_HELP)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--event-loop", default="auto", choices=eventloop.EVENT_LOOPS,
                    help="auto (uvloop where installed), uvloop or asyncio (default auto)")
@@ -61,11 +67,17 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .observability.logging import configure_logging
+    from .quality.model import check_layout
     from .server.app import ServerConfig, serve
     from .server.credentials import CredentialsError, load_credentials
     from .server.faults import parse_duration, parse_faults
     from .server.synthetic import parse_synthetic_spec
 
+    try:
+        quality_model = check_layout(args.quality_model)
+    except ValueError as exc:
+        print(f"picscore serve: --quality-model: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         credentials = load_credentials(args.credentials)
         faults = parse_faults(args.faults)
@@ -82,11 +94,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(root=root, credentials=credentials, host=args.host, port=args.port,
                           service_host=args.service_host or None, region=args.region,
                           workers=args.workers, backlog=args.backlog, faults=faults,
-                          fake_score_latency_s=fake, synthetic_buckets=synthetic)
+                          fake_score_latency_s=fake, synthetic_buckets=synthetic, quality_model=quality_model)
 
     def announce(host: str, port: int) -> None:
         print(f"picscore serve: listening on http://{host}:{port} (root {root.resolve()}, event loop "
-              f"{eventloop.loop_name()})", flush=True)
+              f"{eventloop.loop_name()}, quality model {quality_model})", flush=True)
 
     return _run_until_signal(serve(config, on_ready=announce), args.event_loop)
 
@@ -158,14 +170,19 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--explain", action="store_true", help="name the weakest dimensions in words")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.add_argument("--quality-model", default="accurate", help=QUALITY_MODEL_HELP)
     p.set_defaults(func=_cmd_score)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from .score_command import run_score
 
-    return run_score(args.paths, out=sys.stdout, err=sys.stderr,
-                     progress=False if args.no_progress else None, explain=args.explain)
+    try:
+        return run_score(args.paths, out=sys.stdout, err=sys.stderr, progress=False if args.no_progress else None,
+                         explain=args.explain, quality_model=args.quality_model)
+    except ValueError as exc:
+        print(f"picscore score: --quality-model: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:

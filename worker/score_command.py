@@ -18,6 +18,7 @@ Exit status: 0 when every file was scored (including when there was nothing to s
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,8 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from worker import quality
+from worker.cli import QUALITY_MODEL_HELP
+from worker.quality.model import check_layout
 
 __all__ = ["add_arguments", "collect_files", "run_score"]
 
@@ -49,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"there are at least {PROGRESS_MIN_FILES} files)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="scoring processes (default: CPU count; 1 scores in-process)")
+    parser.add_argument("--quality-model", default=quality.DEFAULT_LAYOUT, help=QUALITY_MODEL_HELP)
 
 
 def collect_files(paths: Iterable[str]) -> list[str]:
@@ -87,7 +91,7 @@ def _explain(found: quality.Score) -> str:
     return "weakest: " + "; ".join(parts)
 
 
-def score_file(path: str, explain: bool = False) -> Record:
+def score_file(path: str, explain: bool = False, quality_model: str = quality.DEFAULT_LAYOUT) -> Record:
     """One output record for one file; never raises for a bad file or a scorer failure."""
     try:
         with open(path, "rb") as f:
@@ -97,7 +101,7 @@ def score_file(path: str, explain: bool = False) -> Record:
     except OSError as exc:
         return _error(path, "ReadError", exc.strerror or str(exc))
     try:
-        found = quality.score(data)
+        found = quality.score(data, quality_model)
     except quality.ImageError as exc:
         return _error(path, exc.oss_code, str(exc), exc.ec)
     except Exception as exc:  # a scorer bug must not abort a library-wide run
@@ -112,14 +116,10 @@ def score_file(path: str, explain: bool = False) -> Record:
     return record
 
 
-def _explained(path: str) -> Record:
-    return score_file(path, explain=True)
-
-
-def _records(files: list[str], explain: bool, jobs: int | None) -> Iterator[Record]:
+def _records(files: list[str], explain: bool, jobs: int | None, quality_model: str) -> Iterator[Record]:
     """Records in input order; a process pool when there are enough files and CPUs."""
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
-    fn = _explained if explain else score_file
+    fn = functools.partial(score_file, explain=explain, quality_model=quality_model)
     if workers <= 1 or len(files) < POOL_MIN_FILES:
         yield from map(fn, files)
         return
@@ -128,18 +128,22 @@ def _records(files: list[str], explain: bool, jobs: int | None) -> Iterator[Reco
 
 
 def run_score(paths: list[str], *, out: TextIO, err: TextIO, progress: bool | None = None,
-              explain: bool = False, jobs: int | None = None) -> int:
+              explain: bool = False, jobs: int | None = None,
+              quality_model: str = quality.DEFAULT_LAYOUT) -> int:
     """Score every file under ``paths``, one JSON line each on ``out``; see the module doc.
 
     ``progress``: None shows a bar on ``err`` only when it is a terminal and there are at least
-    PROGRESS_MIN_FILES files. ``jobs``: scoring processes (None: CPU count).
-    Returns 0 when every file was scored, 1 when any line is an error.
+    PROGRESS_MIN_FILES files. ``jobs``: scoring processes (None: CPU count). ``quality_model``:
+    the quality model's layout (:data:`worker.quality.LAYOUTS`).
+    Returns 0 when every file was scored, 1 when any line is an error; raises ValueError for
+    an unknown ``quality_model`` before reading any file.
     """
+    check_layout(quality_model)
     files = collect_files(paths)
     show = progress if progress is not None else (err.isatty() and len(files) >= PROGRESS_MIN_FILES)
     failed = False
     with tqdm(total=len(files), file=err, unit="img", disable=not show) as bar:
-        for record in _records(files, explain, jobs):
+        for record in _records(files, explain, jobs, quality_model):
             failed |= "error" in record
             out.write(json.dumps(record) + "\n")
             out.flush()

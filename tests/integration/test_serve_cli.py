@@ -43,6 +43,7 @@ def test_bad_credentials_file_names_the_line_and_hides_the_secret(tmp_path: Path
     (["--faults", "explode=1"], "unknown fault"),
     (["--faults", "503=2"], "between 0 and 1"),
     (["--fake-score-latency", "soon"], "not a duration"),
+    (["--quality-model", "fastest"], "--quality-model: unknown quality model 'fastest'; choose one of: accurate, fast"),
 ])
 def test_bad_flags_are_refused_with_a_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
     env = {**_env_without_keys(), "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID, "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET}
@@ -92,3 +93,22 @@ def test_stopping_a_launched_server_reads_its_output_to_the_end_and_closes_the_p
     assert server.pump is not None and not server.pump.is_alive()
     assert server.process.stdout.closed  # no ResourceWarning for an unclosed pipe later
     assert any("listening on" in line for line in server.output)
+
+
+def test_serve_quality_model_fast_answers_image_score_with_the_fast_layout(tmp_path: Path) -> None:
+    """Through the real SDK: the server started with --quality-model fast answers what
+    quality.score(data, "fast") gives, and says which model it runs."""
+    from tests.integration.helpers import parse_score
+    from worker import quality
+    from worker.demo.build import DEMO_IMAGES, read_demo_image
+
+    (tmp_path / BUCKET).mkdir()
+    data = read_demo_image(DEMO_IMAGES[0])
+    (tmp_path / BUCKET / "photo.jpg").write_bytes(data)
+    with start_server(tmp_path, {ACCESS_KEY_ID: ACCESS_KEY_SECRET}, args=["--quality-model", "fast",
+                                                                         "--workers", "1"]) as server:
+        got = sdk_client(server.url).get_object(oss.GetObjectRequest(bucket=BUCKET, key="photo.jpg",
+                                                                     process="image/score"))
+        answered = parse_score(got.body.read(), got.request_id)
+    assert any("quality model fast" in line for line in server.output)
+    assert answered == round(quality.score(data, "fast").overall, 3) != round(quality.score(data).overall, 3)

@@ -1,7 +1,7 @@
 """The scored-image fixture that guards the shipped model against silent changes.
 
 ``model_fixture.json`` holds the SHA-256 of every model file and the overall score of each
-demo photo and of its damaged variants. A changed weight file fails ``test_model.py`` until
+demo photo and of its damaged variants, in each layout. A changed weight file fails ``test_model.py`` until
 the fixture is regenerated on purpose::
 
     python -m tests.quality.model_fixture --write
@@ -17,10 +17,10 @@ from pathlib import Path
 from worker.demo import DEMO_IMAGES, KINDS
 from worker.demo.build import read_demo_image
 from worker.quality import score
-from worker.quality.model import MODEL_DIR
+from worker.quality.model import LAYOUTS, MODEL_DIR
 
 FIXTURE = Path(__file__).with_name("model_fixture.json")
-MODEL_FILES = ("backbone.onnx", "head.npz")
+MODEL_FILES = ("backbone.onnx", *sorted({name for files in LAYOUTS.values() for name in files}))
 
 
 def model_hashes() -> dict[str, str]:
@@ -39,8 +39,11 @@ def fixture_images() -> dict[str, bytes]:
 
 
 def current() -> dict[str, object]:
+    """The model files' hashes and every fixture image's overall score in each layout."""
+    images = fixture_images()
     return {"model_sha256": model_hashes(),
-            "overall": {label: score(data).overall for label, data in fixture_images().items()}}
+            "overall": {layout: {label: score(data, layout).overall for label, data in images.items()}
+                        for layout in LAYOUTS}}
 
 
 def main() -> None:

@@ -16,15 +16,16 @@ from tests.quality.model_fixture import FIXTURE, current, model_hashes
 from worker.demo import DEMO_IMAGES
 from worker.demo.build import read_demo_image
 from worker.quality import score
-from worker.quality.head import Head
-from worker.quality.model import MODEL_DIR, shipped_model
+from worker.quality.head import MlpHead, load_head
+from worker.quality.model import LAYOUTS, MODEL_DIR, shipped_model
 
 MAX_MODEL_BYTES = 25 * 1024 * 1024
 
 
 def test_model_files_ship_inside_the_package_under_25_mb() -> None:
     files = [p for p in MODEL_DIR.iterdir() if p.is_file()]
-    assert {"backbone.onnx", "head.npz", "MODEL_CARD.md"} <= {p.name for p in files}
+    heads = {name for names in LAYOUTS.values() for name in names}
+    assert {"backbone.onnx", "MODEL_CARD.md", *heads} <= {p.name for p in files}
     assert sum(p.stat().st_size for p in files) <= MAX_MODEL_BYTES
 
 
@@ -52,17 +53,40 @@ def test_same_bytes_same_score_in_every_process_and_no_torch_at_run_time() -> No
         assert torch_modules == []
 
 
-def test_the_model_is_loaded_once_per_process() -> None:
+def test_the_model_is_loaded_once_per_process_and_its_layouts_share_one_backbone() -> None:
     assert shipped_model() is shipped_model()
+    assert shipped_model("fast").backbone is shipped_model("accurate").backbone
 
 
-def test_head_survives_a_save_and_load_unchanged(tmp_path) -> None:
-    head = shipped_model().head
-    head.save(tmp_path / "head.npz")
-    again = Head.load(tmp_path / "head.npz")
-    x = np.random.default_rng(3).normal(size=(4, head.mean.shape[0]))
-    np.testing.assert_array_equal(head.predict(x), again.predict(x))
-    assert ((head.predict(x) >= 0.0) & (head.predict(x) <= 1.0)).all()
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_every_shipped_head_survives_a_save_and_load_unchanged(tmp_path, layout: str) -> None:
+    for head in shipped_model(layout).heads:
+        head.save(tmp_path / "head.npz")
+        again = load_head(tmp_path / "head.npz")
+        assert type(again) is type(head)
+        width = head.shift.shape[0] if isinstance(head, MlpHead) else head.mean.shape[0]
+        x = np.random.default_rng(3).normal(size=(4, width))
+        np.testing.assert_array_equal(head.predict(x), again.predict(x))
+        assert ((head.predict(x) >= 0.0) & (head.predict(x) <= 1.0)).all()
+
+
+def test_the_fast_layout_runs_the_network_once_and_the_accurate_one_four_times() -> None:
+    img = demo_photo("kodim23-parrots.jpg")
+    assert shipped_model("fast").view_features(img).shape[0] == 1
+    assert shipped_model("accurate").view_features(img).shape[0] == 4
+
+
+def test_layouts_change_the_overall_score_but_not_the_dimensions() -> None:
+    data = read_demo_image(DEMO_IMAGES[0])
+    accurate, fast = score(data, "accurate"), score(data, "fast")
+    assert accurate.overall != fast.overall
+    assert dict(accurate.dimensions) == dict(fast.dimensions)
+    assert score(data).overall == accurate.overall  # the default
+
+
+def test_an_unknown_layout_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown quality model 'fastest'; choose one of: accurate, fast"):
+        score(read_demo_image(DEMO_IMAGES[0]), "fastest")
 
 
 def test_scores_are_calibrated_fair_at_one_half() -> None:

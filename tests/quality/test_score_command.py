@@ -103,5 +103,34 @@ def test_collect_files_keeps_explicit_hidden_files(mixed: Path) -> None:
 def test_add_arguments_matches_run_score() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["a", "b", "--explain", "--no-progress", "--jobs", "2"])
+    args = parser.parse_args(["a", "b", "--explain", "--no-progress", "--jobs", "2", "--quality-model", "fast"])
     assert (args.paths, args.explain, args.progress, args.jobs) == (["a", "b"], True, False, 2)
+    assert args.quality_model == "fast"
+    run_score([], out=io.StringIO(), err=io.StringIO(), **{k: v for k, v in vars(args).items() if k != "paths"})
+
+
+def test_quality_model_fast_scores_with_the_fast_layout(tmp_path: Path) -> None:
+    from worker.quality import score
+
+    data = read_demo_image(DEMO_IMAGES[0])
+    (tmp_path / "a.jpg").write_bytes(data)
+    code, (record,), _ = _run([str(tmp_path / "a.jpg")], quality_model="fast", jobs=1)
+    assert code == 0
+    assert record["score"] == round(score(data, "fast").overall, 3) != round(score(data).overall, 3)
+
+
+def test_an_unknown_quality_model_is_refused_before_any_file_is_read(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="choose one of: accurate, fast"):
+        _run([str(tmp_path / "missing.jpg")], quality_model="fastest")
+
+
+def test_the_cli_refuses_an_unknown_quality_model_with_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "a.jpg").write_bytes(read_demo_image(DEMO_IMAGES[0]))
+    done = subprocess.run([sys.executable, "-m", "worker.cli", "score", "--quality-model", "fastest",
+                           str(tmp_path / "a.jpg")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "picscore score: --quality-model: unknown quality model 'fastest'" in done.stderr
+    assert "Traceback" not in done.stderr

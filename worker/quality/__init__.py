@@ -41,11 +41,13 @@ from worker.quality.decode import (
     UnsupportedImage,
     decode_scaled,
 )
-from worker.quality.model import shipped_model
+from worker.quality.model import DEFAULT_LAYOUT, LAYOUTS, shipped_model
 from worker.quality.scorer import combine, measure_all, overall_score
 from worker.quality.views import ANALYSIS_SHORT_SIDE
 
 __all__ = [
+    "DEFAULT_LAYOUT",
+    "LAYOUTS",
     "MAX_PIXELS",
     "MAX_SIDE",
     "ImageError",
@@ -66,17 +68,19 @@ class Score:
     measurements: Mapping[str, float]
 
 
-def score(data: bytes) -> Score:
+def score(data: bytes, model: str = DEFAULT_LAYOUT) -> Score:
     """Score an encoded picture (any format :func:`worker.quality.decode.decode_image` reads).
 
-    ``overall`` is mostly the learned model (:mod:`worker.quality.model`), blended with the
-    measured dimensions (:func:`worker.quality.scorer.overall_score`); the dimensions are the
-    measures'. Raises :class:`UnsupportedImage` or :class:`ImageTooLarge` (both
-    :class:`ImageError`).
+    ``overall`` is mostly the learned model (:mod:`worker.quality.model`) in the layout
+    ``model`` (``"accurate"`` or ``"fast"``), blended with the measured dimensions
+    (:func:`worker.quality.scorer.overall_score`); the dimensions are the measures' and do not
+    depend on ``model``. Raises :class:`UnsupportedImage` or :class:`ImageTooLarge` (both
+    :class:`ImageError`), and ValueError for an unknown ``model``.
     """
+    learned = shipped_model(model)
     img, scores, raw = _measured(data)
     _, dimensions = combine(scores)
-    overall = overall_score(shipped_model().overall(img, scores, raw), dimensions)
+    overall = overall_score(learned.overall(img, scores, raw), dimensions)
     return Score(overall=round(overall, 6), dimensions=MappingProxyType(dimensions),
                  measurements=MappingProxyType(raw))
 

@@ -1,6 +1,8 @@
 """The trained head: pooled features of the views → overall quality, 0..1 (0.5 means "fair").
 
-Runtime half, numpy only. The input vector is built by :func:`head_input` from the backbone
+Runtime half, numpy only. Two kinds of head read the same input vector: the kernel regressor :class:`Head` and the
+network :class:`MlpHead` trained together with the backbone. The input vector is built by
+:func:`head_input` from the backbone
 features of the whole view and of the first ``crops`` crops (their mean and standard
 deviation: the typical crop and how uneven the picture is) and from the first scorer's
 measures. The head (:class:`Head`) is fitted by :mod:`worker.quality.training.fit` to
@@ -13,12 +15,14 @@ Computed in float64 from stored arrays, so a given input gives the same score in
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Head", "head_input", "measure_inputs", "measure_values", "measure_vector", "MEASURE_NAMES"]
+__all__ = ["Head", "MlpHead", "load_head", "head_input", "measure_inputs", "measure_values", "measure_vector",
+           "MEASURE_NAMES"]
 
 #: The first scorer's measured dimensions fed to the head (scores 0..1, then raw values).
 MEASURE_NAMES = ("resolution", "noise", "blur", "compression", "saturation", "exposure")
@@ -114,3 +118,72 @@ class Head:
             return cls(*(f[name].astype(np.float64) for name in ("mean", "scale", "components", "centre",
                                                                   "support", "dual")),
                        gamma, intercept, crops, bool(use_backbone), bool(use_measures))
+
+
+@dataclass(frozen=True)
+class MlpHead:
+    """A one-hidden-layer network: ``w2 · gelu(((x - shift) · scale) @ w1 + b1) + b2``, clipped to 0..1.
+
+    Trained on a GPU together with the backbone (:mod:`worker.quality.training.finetune`); its
+    batch normalisation is stored as ``shift`` and ``scale`` (float64), which also turn the
+    crops' standard deviation into the sample (n - 1) form it was trained on. ``w1`` is stored
+    as float16 and widened on load; every sum runs in float64, so the result is deterministic.
+    """
+
+    shift: np.ndarray         # (d,)
+    scale: np.ndarray         # (d,)
+    w1: np.ndarray            # (d, h)
+    b1: np.ndarray            # (h,)
+    w2: np.ndarray            # (h,)
+    b2: float
+    crops: int
+    use_backbone: bool = True
+    use_measures: bool = False
+
+    @classmethod
+    def from_training(cls, norm: dict[str, np.ndarray], w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: float,
+                      crops: int, features_per_view: int) -> MlpHead:
+        """The runtime form of a head trained by :mod:`worker.quality.training.finetune`.
+
+        ``norm`` is its batch normalisation (``weight``, ``bias``, ``running_mean``,
+        ``running_var``), folded here into ``shift`` and ``scale``. Training pooled the crops'
+        standard deviation in the sample (n - 1) form, :func:`head_input` in the population
+        form, so those columns are rescaled by sqrt(k / (k - 1)) to read the same.
+        """
+        scale = norm["weight"] / np.sqrt(norm["running_var"] + 1e-5)
+        shift = norm["running_mean"] - norm["bias"] / scale
+        if crops > 1:
+            std_columns = slice(2 * features_per_view, 3 * features_per_view)
+            scale[std_columns] *= math.sqrt(crops / (crops - 1))
+            shift[std_columns] /= math.sqrt(crops / (crops - 1))
+        return cls(shift, scale, w1, b1, w2, float(b2), crops)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Scores for ``(n, d)`` inputs, each in 0..1."""
+        hidden = ((np.atleast_2d(x).astype(np.float64) - self.shift) * self.scale) @ self.w1 + self.b1
+        hidden = 0.5 * hidden * (1.0 + _erf(hidden / math.sqrt(2.0)).astype(np.float64))  # exact GELU, as trained
+        return np.clip(hidden @ self.w2 + self.b2, 0.0, 1.0)
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, kind=np.asarray("mlp"), shift=self.shift, scale=self.scale,
+                            w1=self.w1.astype(np.float16), b1=self.b1, w2=self.w2,
+                            scalars=np.asarray([self.b2], np.float64),
+                            config=np.asarray([self.crops, self.use_backbone, self.use_measures], np.int32))
+
+    @classmethod
+    def load(cls, path: Path) -> MlpHead:
+        with np.load(path) as f:
+            crops, use_backbone, use_measures = (int(v) for v in f["config"])
+            return cls(*(f[name].astype(np.float64) for name in ("shift", "scale", "w1", "b1", "w2")),
+                       float(f["scalars"][0]), crops, bool(use_backbone), bool(use_measures))
+
+
+def load_head(path: Path) -> Head | MlpHead:
+    """Either kind of head, by the ``kind`` its file records (kernel heads predate the field)."""
+    with np.load(path) as f:
+        kind = str(f["kind"]) if "kind" in f.files else "kernel"
+    return MlpHead.load(path) if kind == "mlp" else Head.load(path)
+
+
+#: math.erf elementwise (numpy has no erf; scipy is not a runtime dependency).
+_erf = np.frompyfunc(math.erf, 1, 1)

@@ -20,6 +20,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from ..quality.model import DEFAULT_LAYOUT
 from .auth import Authenticator
 from .errors import OSSError, encode_err_header, render_error_xml
 from .faults import FaultSpec
@@ -60,6 +61,8 @@ class ServerConfig:
     fake_score_latency_s: float | None = None
     #: ``--synthetic-bucket NAME=COUNT``: read-only generated buckets (:mod:`.synthetic`).
     synthetic_buckets: Mapping[str, int] = field(default_factory=dict)
+    #: ``--quality-model``: the layout of the model that answers image/score (:mod:`worker.quality.model`).
+    quality_model: str = DEFAULT_LAYOUT
 
     def __repr__(self) -> str:  # credentials stay out of any log line
         return f"ServerConfig(root={str(self.root)!r}, host={self.host!r}, port={self.port})"
@@ -169,7 +172,7 @@ def build_scorer(config: ServerConfig) -> Scorer:
     if config.fake_score_latency_s is not None:
         return FixedLatencyScorer(config.fake_score_latency_s,
                                   admission_capacity(config.workers, config.backlog))
-    return ProcessPoolScorer(config.workers, config.backlog)
+    return ProcessPoolScorer(config.workers, config.backlog, model=config.quality_model)
 
 
 def create_app(config: ServerConfig, scorer: Scorer | None = None) -> web.Application:

@@ -20,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from .. import quality
+from ..quality.model import check_layout
 from .errors import OSSError
 
 __all__ = ["ScoreResult", "Scorer", "ProcessPoolScorer", "FixedLatencyScorer", "score_bytes",
@@ -32,21 +33,21 @@ class ScoreResult:
     dimensions: dict[str, float]
 
 
-def score_bytes(data: bytes) -> ScoreResult | tuple[str, str | None, str]:
+def score_bytes(data: bytes, model: str = quality.DEFAULT_LAYOUT) -> ScoreResult | tuple[str, str | None, str]:
     """Runs in a worker process. Image errors come back as values: they are answers, not crashes."""
     try:
-        result = quality.score(data)
+        result = quality.score(data, model)
     except quality.ImageError as exc:
         return (exc.oss_code, exc.ec, str(exc))
     return ScoreResult(result.overall, dict(result.dimensions))
 
 
-def load_model() -> int:
+def load_model(model: str = quality.DEFAULT_LAYOUT) -> int:
     """Runs in each worker process at start-up: load the quality model now (~0.2 s), not on the
     first request, whose deadline it would eat into. Returns the worker's pid."""
     from ..quality.model import shipped_model
 
-    shipped_model()
+    shipped_model(model)
     return os.getpid()
 
 
@@ -102,10 +103,12 @@ class Scorer:
 
 
 class ProcessPoolScorer(Scorer):
-    """Scores in ``workers`` processes, admitting at most ``workers + backlog`` images at once."""
+    """Scores in ``workers`` processes, admitting at most ``workers + backlog`` images at once,
+    with the quality model's layout ``model`` (see :mod:`worker.quality.model`)."""
 
     def __init__(self, workers: int | None = None, backlog: int | None = None,
-                 timeout_s: float = 120.0) -> None:
+                 timeout_s: float = 120.0, model: str = quality.DEFAULT_LAYOUT) -> None:
+        self.model = check_layout(model)
         self.workers = workers or os.cpu_count() or 1
         self.capacity = admission_capacity(self.workers, backlog)
         self.timeout_s = timeout_s
@@ -122,11 +125,11 @@ class ProcessPoolScorer(Scorer):
     async def warm_up(self) -> None:
         """Start every worker now rather than on the first request (which would time out)."""
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._pool, load_model) for _ in range(self.workers)))
+        await asyncio.gather(*(loop.run_in_executor(self._pool, load_model, self.model) for _ in range(self.workers)))
 
     async def score(self, data: bytes, received: float | None = None) -> ScoreResult:
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, score_bytes, data)
+        future = loop.run_in_executor(self._pool, score_bytes, data, self.model)
         try:
             outcome = await asyncio.wait_for(future, self.timeout_s)
         except BrokenProcessPool:

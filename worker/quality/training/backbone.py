@@ -122,9 +122,17 @@ def load_imagenet_weights(model: MobileNetV2Features, weights: Path | None = Non
     return model.eval()
 
 
-def export_onnx(path: Path, weights: Path | None = None) -> Path:
-    """Write the feature extractor to ``path`` (opset 17, dynamic batch and size)."""
-    model = load_imagenet_weights(MobileNetV2Features(), weights)
+def load_finetuned(state_file: Path) -> MobileNetV2Features:
+    """The network with a state dict written by :mod:`worker.quality.training.finetune`."""
+    model = MobileNetV2Features()
+    model.load_state_dict(torch.load(state_file, map_location="cpu", weights_only=True), strict=True)
+    return model.eval()
+
+
+def export_onnx(path: Path, weights: Path | None = None, finetuned: Path | None = None) -> Path:
+    """Write the feature extractor to ``path`` (opset 17, dynamic batch and size): ImageNet
+    weights, or the fine-tuned state dict ``finetuned``."""
+    model = load_finetuned(finetuned) if finetuned else load_imagenet_weights(MobileNetV2Features(), weights)
     example = torch.zeros(1, 3, 224, 224)
     torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["features"],
                       dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch"}},

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from worker.quality.decode import decode_scaled
+from worker.quality.head import MlpHead
 from worker.quality.training.backbone import FEATURES_PER_VIEW, MobileNetV2Features, load_imagenet_weights
 from worker.quality.training.extract import read_split
 from worker.quality.views import ANALYSIS_SHORT_SIDE, VIEW_SIDE, crop_boxes, whole_view
@@ -116,6 +117,11 @@ def batch_views(photos: Photos, index: np.ndarray, crops: int, rng: np.random.Ra
     return out
 
 
+def _autocast(device: torch.device) -> torch.autocast:
+    """bfloat16 on a GPU; on a CPU, where bfloat16 convolutions are far slower, float32."""
+    return torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
+
+
 def srcc(a: np.ndarray, b: np.ndarray) -> float:
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ra, rb)[0, 1])
@@ -124,7 +130,7 @@ def srcc(a: np.ndarray, b: np.ndarray) -> float:
 def predict(model: Scorer, photos: Photos, index: np.ndarray, batch: int = 125) -> np.ndarray:
     model.eval()
     out = []
-    with torch.no_grad(), torch.autocast(photos.whole.device.type, torch.bfloat16):
+    with torch.no_grad(), _autocast(photos.whole.device):
         for start in range(0, len(index), batch):
             out.append(model(batch_views(photos, index[start:start + batch], model.crops, None)).float().cpu())
     return torch.cat(out).numpy()
@@ -158,7 +164,7 @@ def train_layout(photos: Photos, mos: np.ndarray, train: np.ndarray, val: np.nda
                 group["lr"] = group["peak"] * warm * 0.5 * (1 + math.cos(math.pi * fraction))
             index = order[start:start + batch]
             views = batch_views(photos, index, crops, rng)
-            with torch.autocast(device.type, torch.bfloat16):
+            with _autocast(device):
                 pred = model(views).float()
             y = target[index]
             loss = nn.functional.mse_loss(pred, y) + 0.05 * (1 - torch.corrcoef(torch.stack([pred, y]))[0, 1])
@@ -188,6 +194,14 @@ def train_layout(photos: Photos, mos: np.ndarray, train: np.ndarray, val: np.nda
         if total_steps is None:  # an epoch shorter than the 30 timing steps (smoke runs)
             total_steps = step
     return best
+
+
+def mlp_head(state_file: Path, crops: int) -> MlpHead:
+    """The runtime form (:meth:`MlpHead.from_training`) of a trained head, ``head-{crops}crops.pt``."""
+    state = {name: value.double().numpy() for name, value in torch.load(state_file, weights_only=True).items()}
+    norm = {name: state[f"0.{name}"] for name in ("weight", "bias", "running_mean", "running_var")}
+    return MlpHead.from_training(norm, state["2.weight"].T, state["2.bias"], state["4.weight"][0],
+                                 float(state["4.bias"][0]), crops, FEATURES_PER_VIEW)
 
 
 def main() -> None:
