@@ -97,8 +97,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                           fake_score_latency_s=fake, synthetic_buckets=synthetic, quality_model=quality_model)
 
     def announce(host: str, port: int) -> None:
-        print(f"picscore serve: listening on http://{host}:{port} (root {root.resolve()}, event loop "
-              f"{eventloop.loop_name()}, quality model {quality_model})", flush=True)
+        print(f"picscore serve: listening on http://{host}:{port} (root {root.resolve()}, quality model "
+              f"{quality_model}, event loop {eventloop.loop_name()})", flush=True)
 
     return _run_until_signal(serve(config, on_ready=announce), args.event_loop)
 
