@@ -64,7 +64,7 @@ def model_views(img: Image.Image, crop_count: int, side: int = VIEW_SIDE) -> np.
     ``(1 + crop_count, side, side, 3)``. A picture too small for crops repeats its whole view
     (already at or above native resolution) in their places."""
     views = whole_view(img, side)[None]
-    boxes = crop_boxes(img, side)[:crop_count]
+    boxes = crop_boxes(img, side)[:crop_count] if crop_count else []  # ranking the cells costs ~7 ms at 12 Mpx
     if boxes:
         views = np.concatenate([views, crops(img, boxes)])
     if len(views) < 1 + crop_count:
