@@ -37,13 +37,11 @@ from worker.quality.decode import decode_image, decode_scaled  # noqa: E402
 from worker.quality.head import measure_vector  # noqa: E402
 from worker.quality.model import DEFAULT_LAYOUT, LAYOUTS, QualityModel, shipped_model  # noqa: E402
 from worker.quality.scorer import combine, measure_all, overall_score  # noqa: E402
+from worker.quality.training.train import VARIANTS  # noqa: E402  (what make train fits into var/train)
 from worker.quality.views import ANALYSIS_SHORT_SIDE  # noqa: E402
 
 SRCC_TARGET = 0.88
 MS_TARGETS = {0.25: 25.0, 2.0: None, 12.0: 60.0}
-#: The variants ``make train`` fits beside the model (var/train): the default layout's heads with
-#: the measures left out (the network head reads none), and a kernel head on the measures alone.
-VARIANTS = {"backbone-only": ("head-mlp.npz", "head-backbone-only.npz"), "measures-only": ("head-measures-only.npz",)}
 
 
 def read_test_split(biq: Path) -> list[tuple[Path, float]]:

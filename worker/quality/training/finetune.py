@@ -42,6 +42,7 @@ from worker.quality.training.backbone import (
     load_imagenet_weights,
 )
 from worker.quality.training.extract import read_split
+from worker.quality.training.fit import srcc
 from worker.quality.views import ANALYSIS_SHORT_SIDE, VIEW_SIDE, crop_boxes, whole_view
 
 #: Photos are stored padded into this square (BIQ2021's photos are 512 px, a few smaller).
@@ -126,11 +127,6 @@ def _autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
 
 
-def srcc(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def predict(model: Scorer, photos: Photos, index: np.ndarray, batch: int = 125) -> np.ndarray:
     model.eval()
     out = []
@@ -176,11 +172,12 @@ def train_layout(photos: Photos, mos: np.ndarray, train: np.ndarray, val: np.nda
             loss.backward()
             optimiser.step()
             step += 1
-            if total_steps is None and step in (20, 60):
+            if total_steps is None and step in (20, 60):  # time steps 20-60: after cuDNN's autotuning
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                timed = time.perf_counter() if step == 20 else timed
-            if total_steps is None and step == 60:
+                if step == 20:
+                    timed = time.perf_counter()
+                    continue
                 per_step = (time.perf_counter() - timed) / 40
                 epochs = int(max(2, min(40, budget / (per_step * steps_per_epoch * 1.08))))
                 total_steps = epochs * steps_per_epoch
@@ -195,7 +192,7 @@ def train_layout(photos: Photos, mos: np.ndarray, train: np.ndarray, val: np.nda
             best = {"val_srcc": score, "epoch": epoch,
                     "backbone": {k: v.detach().float().cpu().clone() for k, v in model.backbone.state_dict().items()},
                     "head": {k: v.detach().float().cpu().clone() for k, v in model.head.state_dict().items()}}
-        if total_steps is None:  # an epoch shorter than the 30 timing steps (smoke runs)
+        if total_steps is None:  # an epoch shorter than the 60 timing steps (smoke runs)
             total_steps = step
     return best
 

