@@ -1,12 +1,11 @@
 """The trained head: pooled features of the views → overall quality, 0..1 (0.5 means "fair").
 
-Runtime half, numpy only. Two kinds of head read the same input vector: the kernel regressor :class:`Head` and the
-network :class:`MlpHead` trained together with the backbone. The input vector is built by
-:func:`head_input` from the backbone
-features of the whole view and of the first ``crops`` crops (their mean and standard
-deviation: the typical crop and how uneven the picture is) and from the first scorer's
-measures. The head (:class:`Head`) is fitted by :mod:`worker.quality.training.fit` to
-predict the BIQ2021 mean opinion score (1..5 rescaled to 0..1, so 0.5 is the scale's "fair").
+Runtime half, numpy only. Two kinds of head read the same input vector: the kernel
+regressor :class:`Head` and the network :class:`MlpHead` trained together with the backbone.
+The input vector is built by :func:`head_input` from the backbone features of the whole view
+and of the first ``crops`` crops (their mean and standard deviation: the typical crop and how
+uneven the picture is) and from the first scorer's measures. Both kinds predict the BIQ2021
+mean opinion score (1..5 rescaled to 0..1, so 0.5 is the scale's "fair").
 
 Computed in float64 from stored arrays, so a given input gives the same score in every process
 (tests check it against a fixture).

@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from .. import quality
-from ..quality.model import check_layout
+from ..quality.model import check_layout, shipped_model
 from .errors import OSSError
 
 __all__ = ["ScoreResult", "Scorer", "ProcessPoolScorer", "FixedLatencyScorer", "score_bytes",
@@ -45,8 +45,6 @@ def score_bytes(data: bytes, model: str = quality.DEFAULT_LAYOUT) -> ScoreResult
 def load_model(model: str = quality.DEFAULT_LAYOUT) -> int:
     """Runs in each worker process at start-up: load the quality model now (~0.2 s), not on the
     first request, whose deadline it would eat into. Returns the worker's pid."""
-    from ..quality.model import shipped_model
-
     shipped_model(model)
     return os.getpid()
 
