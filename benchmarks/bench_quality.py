@@ -2,9 +2,8 @@
 
 1. Accuracy on BIQ2021's official *test* split (2,000 photos never used in fitting): SRCC and
    PLCC against the mean opinion scores, for both layouts of the shipped model (as
-   ``quality.score`` answers),
-   the first (unlearned) scorer, and the backbone-only and measures-only variants that
-   ``make train`` fits beside it (``var/train``). Target: SRCC >= 0.88.
+   ``quality.score`` answers), the first (unlearned) scorer, and the backbone-only and
+   measures-only variants that ``make train`` fits beside it (``var/train``). Target: SRCC >= 0.88.
 2. Speed on one core (this process pinned to one CPU, every library on one thread): ms per
    image for 0.25, 2 and 12 Mpx JPEGs in each layout, next to decoding alone (full and DCT-scaled).
    Targets: <= 60 ms at 12 Mpx including decode, <= 25 ms at 0.25 Mpx.

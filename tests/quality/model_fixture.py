@@ -17,10 +17,9 @@ from pathlib import Path
 from worker.demo import DEMO_IMAGES, KINDS
 from worker.demo.build import read_demo_image
 from worker.quality import score
-from worker.quality.model import LAYOUTS, MODEL_DIR
+from worker.quality.model import LAYOUTS, MODEL_DIR, MODEL_FILES
 
 FIXTURE = Path(__file__).with_name("model_fixture.json")
-MODEL_FILES = ("backbone.onnx", *sorted({name for files in LAYOUTS.values() for name in files}))
 
 
 def model_hashes() -> dict[str, str]:

