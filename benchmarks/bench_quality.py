@@ -19,7 +19,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import io  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -28,10 +27,10 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from worker import quality  # noqa: E402
+from worker.demo.build import enlarged_demo_jpeg  # noqa: E402
 from worker.quality.decode import decode_image, decode_scaled  # noqa: E402
 from worker.quality.head import measure_vector  # noqa: E402
 from worker.quality.model import DEFAULT_LAYOUT, LAYOUTS, QualityModel, shipped_model  # noqa: E402
@@ -99,18 +98,6 @@ def _label(layout: str) -> str:
     return f"picscore model, {layout}" + (" (default)" if layout == DEFAULT_LAYOUT else "")
 
 
-def jpeg_of(megapixels: float) -> bytes:
-    """A real photo (the demo bucket's first) resized to ``megapixels``, JPEG quality 90."""
-    from worker.demo.build import demo_images, read_demo_image
-
-    photo = Image.open(io.BytesIO(read_demo_image(demo_images()[0]))).convert("RGB")
-    scale = (megapixels * 1e6 / (photo.width * photo.height)) ** 0.5
-    buffer = io.BytesIO()
-    photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.BICUBIC).save(
-        buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def _median_ms(function, data: bytes, repeats: int) -> float:
     function(data)  # warm-up (first call loads the model)
     times = []
@@ -128,7 +115,7 @@ def speed(repeats: int) -> None:
     print(f"{'JPEG':>8} {'layout':>9} {'score':>9} {'full decode':>12} {'scaled decode':>14} {'score/full decode':>18}"
           "  target")
     for megapixels, target in MS_TARGETS.items():
-        data = jpeg_of(megapixels)
+        data = enlarged_demo_jpeg(megapixels)
         full = _median_ms(decode_image, data, repeats)
         scaled = _median_ms(lambda d: decode_scaled(d, ANALYSIS_SHORT_SIDE), data, repeats)
         for layout in LAYOUTS:

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from worker.demo import DEMO_IMAGES, KINDS
-from worker.demo.build import read_demo_image
+from worker.demo.build import enlarged_demo_jpeg, read_demo_image
 from worker.quality import score
 from worker.quality.model import LAYOUTS, MODEL_DIR, MODEL_FILES
 
@@ -27,13 +27,16 @@ def model_hashes() -> dict[str, str]:
 
 
 def fixture_images() -> dict[str, bytes]:
-    """Each demo photo, and its damaged variants for two of them (28 images)."""
+    """Each demo photo, its damaged variants for two of them, and one photo enlarged to 12 Mpx
+    (29 images). The demo photos are 768x512, too small for scaled decoding: the 12 Mpx JPEG
+    guards that path (DCT scale, analysis size, native crops of a large photo)."""
     from tests.quality.conftest import demo_photo
 
     images = {name: read_demo_image(name) for name in DEMO_IMAGES}
     for name in DEMO_IMAGES[:2]:
         img = demo_photo(name)
         images.update({f"{name}:{kind}": make(img, name) for kind, make in KINDS.items()})
+    images[f"{DEMO_IMAGES[0]}:12mpx"] = enlarged_demo_jpeg(12, DEMO_IMAGES[0])
     return images
 
 

@@ -23,7 +23,14 @@ def test_a_large_jpeg_decodes_at_a_dct_scale_keeping_the_short_side() -> None:
     img, size = decode_scaled(_jpeg(Image.new("RGB", (3200, 2400), (90, 120, 150))), ANALYSIS_SHORT_SIDE)
     assert size == (3200, 2400)
     assert img.size == (800, 600) or min(img.size) >= ANALYSIS_SHORT_SIDE
-    assert img.size == (1600, 1200)  # 1/4 would give 600 < 720: 1/2 is the coarsest that keeps it
+    assert img.size == (1600, 1200)  # 1/4 would give 600 < 640: 1/2 is the coarsest that keeps it
+
+
+@pytest.mark.parametrize("size", [(4000, 3000), (4242, 2828), (4618, 2598)], ids=["4:3", "3:2", "16:9"])
+def test_a_12_mpx_photo_of_any_common_shape_decodes_at_quarter_scale(size: tuple[int, int]) -> None:
+    img, full = decode_scaled(_jpeg(Image.new("RGB", size, (90, 120, 150))), ANALYSIS_SHORT_SIDE)
+    assert full == size
+    assert img.size == tuple(-(-side // 4) for side in size)  # libjpeg rounds scaled sides up
 
 
 def test_exif_rotation_swaps_the_reported_size() -> None:

@@ -50,6 +50,18 @@ def read_demo_image(name: str) -> bytes:
     return resources.files(_PACKAGE).joinpath(_IMAGES_DIR, name).read_bytes()
 
 
+def enlarged_demo_jpeg(megapixels: float, name: str | None = None) -> bytes:
+    """A demo photo (the first by default) resized bicubically to about ``megapixels``, as a
+    quality-90 JPEG: a large camera-sized photo for the speed benchmark and the model fixture,
+    made on demand rather than shipped (12 Mpx is ~1 MB)."""
+    photo = Image.open(io.BytesIO(read_demo_image(name or DEMO_IMAGES[0]))).convert("RGB")
+    scale = (megapixels * 1e6 / (photo.width * photo.height)) ** 0.5
+    buffer = io.BytesIO()
+    photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.BICUBIC).save(
+        buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def _encode(img: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
     buf = io.BytesIO()
     img.convert("RGB").save(
