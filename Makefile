@@ -6,8 +6,10 @@ DEMO_ROOT ?= var/demo-root
 BIQ2021 ?= /data/BIQ2021
 # A finetune.py output folder for `make train` (empty: the CPU route from the shipped backbone).
 FINETUNED ?=
+# Extra options for `make train` / `make train-holdout`, e.g. "--accurate-crops 7 --accurate-whole-side 320".
+TRAIN_ARGS ?=
 
-.PHONY: install run serve test bench bench-quality train finetune image lint clean
+.PHONY: install run serve test bench bench-quality train train-holdout finetune image lint clean
 
 install: $(VENV)/.installed
 
@@ -41,7 +43,14 @@ bench: install
 train: install
 	$(BIN)/pip install --quiet -e '.[train,dev]'
 	$(BIN)/python -m worker.quality.training.train --biq "$(BIQ2021)" --install \
-		$(if $(FINETUNED),--finetuned "$(FINETUNED)")
+		$(if $(FINETUNED),--finetuned "$(FINETUNED)") $(TRAIN_ARGS)
+
+## Try views or settings without looking at test: fit on 9,000 train photos, score the 1,000 fine-tuning
+## held out (nothing is installed). make train-holdout BIQ2021=/data/BIQ2021 TRAIN_ARGS="--accurate-crops 7"
+train-holdout: install
+	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/python -m worker.quality.training.train --biq "$(BIQ2021)" --holdout --work var/train-holdout \
+		$(if $(FINETUNED),--finetuned "$(FINETUNED)") $(TRAIN_ARGS)
 
 ## Fine-tune the backbone on BIQ2021 train (needs a CUDA build of torch and a GPU; ~7 min on an H100).
 finetune: install

@@ -27,6 +27,7 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from worker import quality  # noqa: E402
@@ -51,8 +52,8 @@ def read_test_split(biq: Path) -> list[tuple[Path, float]]:
 def accuracy(biq: Path, train_dir: Path, limit: int | None) -> None:
     rows = read_test_split(biq)[:limit]
     models = {layout: shipped_model(layout) for layout in LAYOUTS}
-    views_model = max(models.values(), key=lambda m: m.crops)  # one forward pass per view serves all
-    variants = {name: QualityModel.load(train_dir, files, views_model.backbone) for name, files in VARIANTS.items()
+    backbone = models[DEFAULT_LAYOUT].backbone
+    variants = {name: QualityModel.load(train_dir, files, backbone) for name, files in VARIANTS.items()
                 if all((train_dir / f).exists() for f in files)}
     predictions: dict[str, list[float]] = {**{_label(layout): [] for layout in LAYOUTS},
                                            "first scorer (unlearned)": [],
@@ -65,17 +66,17 @@ def accuracy(biq: Path, train_dir: Path, limit: int | None) -> None:
         found = measure_all(img, size)
         scores = {n: m.score for n, m in found.items()}
         raw = {n: m.raw for n, m in found.items()}
-        features = views_model.view_features(img)
         measures = measure_vector(scores, raw)
+        features = features_once(img, [*models.values(), *variants.values()])
         for layout, model in models.items():
-            full = overall_score(model.predict(features[: 1 + model.crops], measures), combine(scores)[1])
+            full = overall_score(model.predict(features[_views(model)], measures), combine(scores)[1])
             if i < 25:  # the shortcut above must be exactly what quality.score answers
                 assert abs(quality.score(data, layout).overall - round(full, 6)) < 1e-9, (path, layout)
                 checked += 1
             predictions[_label(layout)].append(full)
         predictions["first scorer (unlearned)"].append(combine(scores)[0])
         for name, variant in variants.items():
-            predictions[f"variant: {name}"].append(variant.predict(features, measures))
+            predictions[f"variant: {name}"].append(variant.predict(features[_views(variant)], measures))
         if (i + 1) % 250 == 0:
             print(f"  … {i + 1}/{len(rows)} test photos, {time.perf_counter() - started:.0f} s", flush=True)
     truth = np.asarray([mos for _, mos in rows])
@@ -92,6 +93,19 @@ def accuracy(biq: Path, train_dir: Path, limit: int | None) -> None:
     print(f"{checked} scores cross-checked against quality.score()")
     if not variants:
         print(f"  (variants not found in {train_dir}: run `make train` to fit them)")
+
+
+def features_once(img: Image.Image, models: list[QualityModel]) -> dict[tuple[int, int], np.ndarray]:
+    """Backbone features of ``img`` for each distinct view set the models read, each computed once."""
+    found: dict[tuple[int, int], np.ndarray] = {}
+    for model in models:
+        if _views(model) not in found:
+            found[_views(model)] = model.view_features(img)
+    return found
+
+
+def _views(model: QualityModel) -> tuple[int, int]:
+    return model.whole_side, model.crops
 
 
 def _label(layout: str) -> str:

@@ -76,3 +76,29 @@ def test_load_head_reads_kernel_heads_that_predate_the_kind_field(tmp_path) -> N
     fit_head(x, y, crops=0, use_backbone=False, use_measures=True, components=4).save(tmp_path / "k.npz")
     assert "kind" not in np.load(tmp_path / "k.npz").files
     assert isinstance(load_head(tmp_path / "k.npz"), Head)
+
+
+def test_a_head_re_targeted_to_more_crops_and_a_larger_whole_view_reads_them_the_same_way(tmp_path) -> None:
+    """with_views changes what the head reads, not how: the same pooled input, the same score."""
+    net = _trained(np.random.default_rng(5))
+    head = _head(net)
+    wider = head.with_views(9, 320)
+    assert (wider.crops, wider.whole_side) == (9, 320) and (head.crops, head.whole_side) == (CROPS, 224)
+    views = np.random.default_rng(6).normal(size=(4, 1 + 9, FEATURES))
+    np.testing.assert_array_equal(wider.predict(head_input(views, np.zeros((4, 12)), 9, use_measures=False)),
+                                  head.predict(head_input(views, np.zeros((4, 12)), 9, use_measures=False)))
+    wider.save(tmp_path / "wider.npz")
+    again = load_head(tmp_path / "wider.npz")
+    assert (again.crops, again.whole_side) == (9, 320)
+
+
+def test_heads_saved_before_whole_views_had_a_side_read_as_224(tmp_path) -> None:
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(60, 6)), rng.uniform(size=60)
+    fit_head(x, y, crops=0, use_backbone=True, use_measures=True, whole_side=256, components=4).save(tmp_path / "k.npz")
+    assert load_head(tmp_path / "k.npz").whole_side == 256
+    with np.load(tmp_path / "k.npz") as f:
+        arrays = {name: f[name] for name in f.files}
+    np.savez(tmp_path / "old.npz", **{**arrays, "config": arrays["config"][:3]})  # the three-field form
+    old = load_head(tmp_path / "old.npz")
+    assert old.whole_side == 224 and old.crops == 0 and old.use_backbone and old.use_measures

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -17,7 +18,7 @@ from worker.demo import DEMO_IMAGES
 from worker.demo.build import read_demo_image
 from worker.quality import score
 from worker.quality.head import MlpHead, load_head
-from worker.quality.model import LAYOUTS, MODEL_DIR, MODEL_FILES, shipped_model
+from worker.quality.model import LAYOUTS, MODEL_DIR, MODEL_FILES, QualityModel, shipped_model
 
 MAX_MODEL_BYTES = 25 * 1024 * 1024
 
@@ -69,10 +70,31 @@ def test_every_shipped_head_survives_a_save_and_load_unchanged(tmp_path, layout:
         assert ((head.predict(x) >= 0.0) & (head.predict(x) <= 1.0)).all()
 
 
-def test_the_fast_layout_runs_the_network_once_and_the_accurate_one_four_times() -> None:
+def test_each_layout_shows_the_network_the_views_its_heads_read(monkeypatch) -> None:
+    """fast: one whole view; accurate: a whole view and its native crops, at the sides the heads record."""
     img = demo_photo("kodim23-parrots.jpg")
-    assert shipped_model("fast").view_features(img).shape[0] == 1
-    assert shipped_model("accurate").view_features(img).shape[0] == 4
+    backbone = shipped_model().backbone
+    seen: list[tuple[int, ...]] = []
+    real = type(backbone).features
+    monkeypatch.setattr(type(backbone), "features", lambda self, views: seen.append(views.shape) or real(self, views))
+    for layout in ("fast", "accurate"):
+        seen.clear()
+        model = shipped_model(layout)
+        features = model.view_features(img)
+        whole = model.whole_side
+        assert features.shape[0] == 1 + model.crops
+        assert seen[0] == (1, whole, whole, 3)
+        assert sum(shape[0] for shape in seen) == 1 + model.crops
+        assert all(shape[1:] == (224, 224, 3) for shape in seen[1:])
+    assert shipped_model("fast").crops == 0 < shipped_model("accurate").crops
+
+
+def test_heads_that_read_different_whole_views_cannot_share_a_model() -> None:
+    fast = shipped_model("fast").heads[0]
+    larger = dataclasses.replace(fast, whole_side=fast.whole_side + 32)
+    with pytest.raises(ValueError, match="whole views of different sides"):
+        QualityModel(shipped_model().backbone, (fast, larger))
+    assert QualityModel(shipped_model().backbone, (larger,)).whole_side == fast.whole_side + 32
 
 
 def test_layouts_change_the_overall_score_but_not_the_dimensions() -> None:

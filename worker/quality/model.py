@@ -45,6 +45,11 @@ class QualityModel:
         self.heads = heads
         #: Crops the views must include: the most any head reads.
         self.crops = max(head.crops for head in heads)
+        sides = {head.whole_side for head in heads if head.use_backbone}
+        if len(sides) > 1:  # a packaging error: one forward pass of the whole view serves every head
+            raise ValueError(f"the heads read whole views of different sides: {sorted(sides)}")
+        #: Side of the whole view, px (the heads record it).
+        self.whole_side = sides.pop() if sides else 0
 
     @classmethod
     def load(cls, directory: Path = MODEL_DIR, head_files: tuple[str, ...] = LAYOUTS[DEFAULT_LAYOUT],
@@ -56,7 +61,9 @@ class QualityModel:
         """Backbone features ``(1 + k, F)`` of the whole view and the ``k`` most detailed crops."""
         if not any(head.use_backbone for head in self.heads):
             return np.zeros((1 + self.crops, 1), np.float32)
-        return self.backbone.features(model_views(img, self.crops))
+        whole, crops = model_views(img, self.crops, self.whole_side)
+        features = self.backbone.features(whole[None])
+        return np.concatenate([features, self.backbone.features(crops)]) if len(crops) else features
 
     def predict(self, features: np.ndarray, measures: np.ndarray) -> float:
         """The mean of the heads' 0..1 scores, from view features and the 12 measure inputs."""

@@ -62,17 +62,23 @@ def crops(img: Image.Image, boxes: list[Box]) -> np.ndarray:
     return np.stack([np.asarray(img.crop(box)) for box in boxes])
 
 
-def model_views(img: Image.Image, crop_count: int, side: int = VIEW_SIDE) -> np.ndarray:
-    """The network's input: the whole view, then the ``crop_count`` most detailed crops, uint8
-    ``(1 + crop_count, side, side, 3)``. A picture too small for crops repeats its whole view
-    (already at or above native resolution) in their places."""
-    views = whole_view(img, side)[None]
-    boxes = crop_boxes(img, side)[:crop_count] if crop_count else []  # ranking the cells costs ~7 ms at 12 Mpx
-    if boxes:
-        views = np.concatenate([views, crops(img, boxes)])
-    if len(views) < 1 + crop_count:
-        views = np.concatenate([views, np.repeat(views[:1], 1 + crop_count - len(views), axis=0)])
-    return views
+def model_views(img: Image.Image, crop_count: int, whole_side: int = VIEW_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """The network's input: the whole view (``whole_side`` square, uint8 HWC) and the
+    ``crop_count`` most detailed crops (uint8 ``(crop_count, VIEW_SIDE, VIEW_SIDE, 3)``).
+
+    Separate arrays because their sides differ: a larger whole view shows more of the
+    picture's detail (on BIQ2021's hold-out, 320 px ranks photos better than 224), while the
+    crops stay at the network's native input size. A picture too small for crops repeats its
+    whole view at crop size (already at or above native resolution) in their places.
+    """
+    whole = whole_view(img, whole_side)
+    if not crop_count:  # ranking the cells costs ~7 ms at 12 Mpx
+        return whole, np.zeros((0, VIEW_SIDE, VIEW_SIDE, 3), np.uint8)
+    boxes = crop_boxes(img)[:crop_count]
+    cut = crops(img, boxes) if boxes else np.zeros((0, VIEW_SIDE, VIEW_SIDE, 3), np.uint8)
+    if len(cut) < crop_count:
+        cut = np.concatenate([cut, np.repeat(whole_view(img)[None], crop_count - len(cut), axis=0)])
+    return whole, cut
 
 
 def _cell_detail(img: Image.Image) -> np.ndarray:

@@ -42,7 +42,7 @@ from worker.quality.training.backbone import (
     load_imagenet_weights,
 )
 from worker.quality.training.extract import read_split
-from worker.quality.training.fit import srcc
+from worker.quality.training.fit import holdout_split, srcc
 from worker.quality.views import ANALYSIS_SHORT_SIDE, VIEW_SIDE, crop_boxes, whole_view
 
 #: Photos are stored padded into this square (BIQ2021's photos are 512 px, a few smaller).
@@ -51,7 +51,6 @@ CANVAS = 512
 CROP_POOL = 5
 #: Random shift of a training crop around its cell, px.
 JITTER = 32
-HOLDOUT = 1000
 SEED = 2021
 
 
@@ -224,9 +223,7 @@ def main() -> None:
     photos = Photos([options.biq / "Images" / name for name, _ in rows], device)
     print(f"{len(rows)} photos loaded in {time.perf_counter() - started:.0f} s", flush=True)
     mos = np.asarray([m for _, m in rows], np.float32)
-    order = np.random.RandomState(SEED).permutation(len(rows))
-    holdout = min(HOLDOUT, len(rows) // 5)
-    val, train = order[:holdout], order[holdout:]
+    val, train = holdout_split(len(rows))
     options.out.mkdir(parents=True, exist_ok=True)
     log: list[dict] = []
     report = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),

@@ -13,7 +13,18 @@ from scipy import stats
 from sklearn.decomposition import PCA
 from sklearn.kernel_ridge import KernelRidge
 
-from worker.quality.head import Head
+from worker.quality.head import LEGACY_WHOLE_SIDE, Head
+
+#: Train photos held out from fitting, to choose settings without looking at the test split;
+#: fine-tuning holds out the same ones.
+HOLDOUT, HOLDOUT_SEED = 1000, 2021
+
+
+def holdout_split(n_train: int) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out rows, fitting rows) of ``n_train`` train photos: HOLDOUT of them (at most a fifth)."""
+    order = np.random.RandomState(HOLDOUT_SEED).permutation(n_train)
+    held = min(HOLDOUT, n_train // 5)
+    return order[:held], order[held:]
 
 
 def srcc(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -25,7 +36,8 @@ def plcc(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, *, crops: int, use_backbone: bool, use_measures: bool,
-             components: int = 256, alpha: float = 0.3, gamma_scale: float = 1.0, seed: int = 2021) -> Head:
+             whole_side: int = LEGACY_WHOLE_SIDE, components: int = 256, alpha: float = 0.3,
+             gamma_scale: float = 1.0, seed: int = 2021) -> Head:
     """A :class:`Head` fitted on inputs ``x`` (rows from :func:`worker.quality.head.head_input`).
 
     ``gamma = gamma_scale / d`` with ``d`` the input width: standardised inputs have squared
@@ -45,4 +57,4 @@ def fit_head(x: np.ndarray, y: np.ndarray, *, crops: int, use_backbone: bool, us
     intercept = float(y.mean())
     ridge = KernelRidge(alpha=alpha, kernel="rbf", gamma=gamma).fit(support, y - intercept)
     return Head(mean, scale, axes, centre, support, np.asarray(ridge.dual_coef_, np.float64).ravel(), gamma,
-                intercept, crops, use_backbone, use_measures)
+                intercept, crops, use_backbone, use_measures, whole_side)
