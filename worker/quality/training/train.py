@@ -1,15 +1,19 @@
 """``make train``: rebuild the shipped quality model from BIQ2021, reproducibly.
 
-Steps (extraction is skipped when its features are stamped with this backbone's SHA-256):
+Steps (extraction is skipped when its features are stamped with this backbone's SHA-256 and views):
 
 1. the backbone: with ``--finetuned DIR`` (what :mod:`.finetune` wrote on a GPU), export its
    state dict to ONNX and convert its trained head; without it, take the shipped
    ``backbone.onnx`` and ``head-mlp.npz`` (the CPU route: everything below re-runs on a CPU);
+   either way the network head is set to read the accurate layout's views (:class:`Views`);
 2. extract features of every BIQ2021 photo (:mod:`.extract`);
 3. fit the kernel heads of both layouts and the backbone-only and measures-only variants on
    the official train split (fixed seeds, hyper-parameters in ``KERNEL``);
 4. score the official test split with each layout, head and variant, and write the model
    files, the variants and a report with the figures, package versions and SHA-256s.
+
+With ``--holdout`` (``make train-holdout``) steps 3 and 4 use the train photos fine-tuning
+used and those it held out instead: for choosing views or settings without reading test.
 
 Obtaining BIQ2021 (not redistributed with picscore; about 430 MB)::
 
