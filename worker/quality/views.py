@@ -25,7 +25,7 @@ __all__ = ["ANALYSIS_SHORT_SIDE", "VIEW_SIDE", "GRID", "model_views", "whole_vie
 #: 650 px at 4:3, 3:2 and 16:9); at 720 a 3:2 one fell back to 1/2 and cost 4x the pixels
 #: downstream. BIQ2021's photos (short side <= 512) are never scaled, so the model's fit is untouched.
 ANALYSIS_SHORT_SIDE = 640
-#: Side of every network input (the whole view and each crop), px.
+#: Side of each crop, px, and of the whole view unless the heads record another (``Head.whole_side``).
 VIEW_SIDE = 224
 #: Crops are centred on the cells of a GRID x GRID grid.
 GRID = 3

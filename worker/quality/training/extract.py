@@ -57,6 +57,7 @@ def image_features(backbone: Backbone, data: bytes, whole_sides: tuple[int, ...]
     measured = measure_values({n: m.score for n, m in found.items()}, {n: m.raw for n, m in found.items()})
     return wholes, crop_features, measured
 
+
 _BACKBONE: Backbone | None = None
 
 

@@ -16,7 +16,11 @@ epoch; the test split is never read.
 
 ``--layouts`` lists ``crops:seconds`` pairs: the view layout (whole view plus that many crops)
 and the wall-clock budget its training may use; the epoch count is set from the measured step
-time so that each layout finishes inside its budget.
+time so that each layout finishes inside its budget. ``--whole-side`` trains on a larger whole
+view (the shipped run used 224 px; on the hold-out, the head trained at 224 already reads a
+320 px view better, see the model card); pass the same side to ``make train``
+(``TRAIN_ARGS="--accurate-whole-side N"``). When the whole view and the crops differ in size
+they go through the network in two passes, so batch normalisation sees them apart.
 """
 
 from __future__ import annotations
@@ -57,22 +61,22 @@ SEED = 2021
 class Photos:
     """Every photo's pixels on the device, padded to CANVAS, with its whole view and crop boxes."""
 
-    def __init__(self, paths: list[Path], device: torch.device) -> None:
+    def __init__(self, paths: list[Path], device: torch.device, whole_side: int = VIEW_SIDE) -> None:
         with ThreadPoolExecutor(16) as pool:
-            loaded = list(pool.map(_load, paths))
+            loaded = list(pool.map(lambda path: _load(path, whole_side), paths))
         self.canvas = torch.from_numpy(np.stack([c for c, _, _, _ in loaded])).to(device)
         self.whole = torch.from_numpy(np.stack([w for _, w, _, _ in loaded])).to(device)
         self.boxes = np.stack([b for _, _, b, _ in loaded])  # (n, 9, 4), most detailed first
         self.sizes = np.asarray([s for _, _, _, s in loaded])  # (n, 2) width, height
 
 
-def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+def _load(path: Path, whole_side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
     img, _ = decode_scaled(path.read_bytes(), ANALYSIS_SHORT_SIDE)
     if img.width > CANVAS or img.height > CANVAS or min(img.size) < VIEW_SIDE:
         raise ValueError(f"{path.name}: {img.size} is outside {VIEW_SIDE}..{CANVAS} px")
     canvas = np.zeros((CANVAS, CANVAS, 3), np.uint8)
     canvas[: img.height, : img.width] = np.asarray(img)
-    return canvas, whole_view(img), np.asarray(crop_boxes(img), np.int64), img.size
+    return canvas, whole_view(img, whole_side), np.asarray(crop_boxes(img), np.int64), img.size
 
 
 class Scorer(nn.Module):
@@ -86,11 +90,19 @@ class Scorer(nn.Module):
         self.head = nn.Sequential(nn.BatchNorm1d(inputs), nn.Dropout(0.25), nn.Linear(inputs, 256), nn.GELU(),
                                   nn.Linear(256, 1))
 
-    def forward(self, views: torch.Tensor) -> torch.Tensor:
-        """``views``: (batch, 1 + crops, 3, H, W) float in 0..255."""
-        batch = views.shape[0]
-        features = self.backbone(views.flatten(0, 1).contiguous(memory_format=torch.channels_last)).float()
-        features = features.view(batch, 1 + self.crops, -1)
+    def forward(self, whole: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+        """``whole``: (batch, 3, W, W), ``crops``: (batch, crops, 3, S, S), floats in 0..255. The
+        whole view goes through the network on its own: its side may differ from the crops'."""
+        batch = whole.shape[0]
+        if whole.shape[-1] == crops.shape[-1]:  # one pass, so batch norm sees every view together
+            views = torch.cat([whole[:, None], crops], dim=1).flatten(0, 1)
+            features = self.backbone(views.contiguous(memory_format=torch.channels_last)).float()
+            features = features.view(batch, 1 + self.crops, -1)
+        else:
+            features = self.backbone(whole.contiguous(memory_format=torch.channels_last)).float()[:, None]
+            if self.crops:
+                cut = self.backbone(crops.flatten(0, 1).contiguous(memory_format=torch.channels_last)).float()
+                features = torch.cat([features, cut.view(batch, self.crops, -1)], dim=1)
         parts = [features[:, 0]]
         if self.crops == 1:
             parts.append(features[:, 1])
@@ -99,10 +111,14 @@ class Scorer(nn.Module):
         return self.head(torch.cat(parts, dim=1)).squeeze(1)
 
 
-def batch_views(photos: Photos, index: np.ndarray, crops: int, rng: np.random.RandomState | None) -> torch.Tensor:
-    """(len(index), 1 + crops, 3, S, S) float views; random crops and mirroring when ``rng`` is given."""
+def batch_views(photos: Photos, index: np.ndarray, crops: int,
+                rng: np.random.RandomState | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float views: the whole views (len(index), 3, W, W) and the crops (len(index), crops, 3, S, S);
+    random crops and mirroring when ``rng`` is given."""
     side = VIEW_SIDE
-    views = [photos.whole[torch.as_tensor(index, device=photos.whole.device)]]
+    device = photos.whole.device
+    whole = photos.whole[torch.as_tensor(index, device=device)].permute(0, 3, 1, 2).float()
+    views = []
     for slot in range(crops):
         tiles = []
         for i in index:
@@ -114,11 +130,13 @@ def batch_views(photos: Photos, index: np.ndarray, crops: int, rng: np.random.Ra
                 x, y = min(max(x, 0), width - side), min(max(y, 0), height - side)
             tiles.append(photos.canvas[i, y:y + side, x:x + side])
         views.append(torch.stack(tiles))
-    out = torch.stack(views, dim=1).permute(0, 1, 4, 2, 3).float()
+    cut = (torch.stack(views, dim=1).permute(0, 1, 4, 2, 3).float() if crops
+           else torch.zeros((len(index), 0, 3, side, side), device=device))
     if rng is not None:
-        mirror = torch.as_tensor(rng.rand(*out.shape[:2]) < 0.5, device=out.device)
-        out = torch.where(mirror[:, :, None, None, None], out.flip(4), out)
-    return out
+        mirror = torch.as_tensor(rng.rand(len(index), 1 + crops) < 0.5, device=device)
+        whole = torch.where(mirror[:, 0, None, None, None], whole.flip(3), whole)
+        cut = torch.where(mirror[:, 1:, None, None, None], cut.flip(4), cut)
+    return whole, cut
 
 
 def _autocast(device: torch.device) -> torch.autocast:
@@ -131,7 +149,7 @@ def predict(model: Scorer, photos: Photos, index: np.ndarray, batch: int = 125) 
     out = []
     with torch.no_grad(), _autocast(photos.whole.device):
         for start in range(0, len(index), batch):
-            out.append(model(batch_views(photos, index[start:start + batch], model.crops, None)).float().cpu())
+            out.append(model(*batch_views(photos, index[start:start + batch], model.crops, None)).float().cpu())
     return torch.cat(out).numpy()
 
 
@@ -164,7 +182,7 @@ def train_layout(photos: Photos, mos: np.ndarray, train: np.ndarray, val: np.nda
             index = order[start:start + batch]
             views = batch_views(photos, index, crops, rng)
             with _autocast(device):
-                pred = model(views).float()
+                pred = model(*views).float()
             y = target[index]
             loss = nn.functional.mse_loss(pred, y) + 0.05 * (1 - torch.corrcoef(torch.stack([pred, y]))[0, 1])
             optimiser.zero_grad(set_to_none=True)
@@ -214,13 +232,15 @@ def main() -> None:
                         "shipped run's)")
     parser.add_argument("--batch", type=int, default=48, help="photos per step")
     parser.add_argument("--limit", type=int, default=None, help="first N train photos (smoke runs)")
+    parser.add_argument("--whole-side", type=int, default=VIEW_SIDE,
+                        help="side of the whole view, px (then: make train TRAIN_ARGS=--accurate-whole-side N)")
     options = parser.parse_args()
     options.weights = options.weights or imagenet_weights(Path("var/train"))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True
     rows = read_split(options.biq, "train")[: options.limit]
     started = time.perf_counter()
-    photos = Photos([options.biq / "Images" / name for name, _ in rows], device)
+    photos = Photos([options.biq / "Images" / name for name, _ in rows], device, options.whole_side)
     print(f"{len(rows)} photos loaded in {time.perf_counter() - started:.0f} s", flush=True)
     mos = np.asarray([m for _, m in rows], np.float32)
     val, train = holdout_split(len(rows))
@@ -228,7 +248,8 @@ def main() -> None:
     log: list[dict] = []
     report = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
               "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None, "seed": SEED,
-              "train": len(train), "holdout": len(val), "batch": options.batch, "layouts": {}}
+              "train": len(train), "holdout": len(val), "batch": options.batch, "whole_side": options.whole_side,
+              "layouts": {}}
     for layout in options.layouts.split(","):
         crops, seconds = (int(part) for part in layout.split(":"))
         best = train_layout(photos, mos, train, val, crops, seconds, options.weights, options.batch, log)
