@@ -69,14 +69,14 @@ def accuracy(biq: Path, train_dir: Path, limit: int | None) -> None:
         measures = measure_vector(scores, raw)
         features = features_once(img, [*models.values(), *variants.values()])
         for layout, model in models.items():
-            full = overall_score(model.predict(features[_views(model)], measures), combine(scores)[1])
+            full = overall_score(model.predict(_views(features, model), measures), combine(scores)[1])
             if i < 25:  # the shortcut above must be exactly what quality.score answers
                 assert abs(quality.score(data, layout).overall - round(full, 6)) < 1e-9, (path, layout)
                 checked += 1
             predictions[_label(layout)].append(full)
         predictions["first scorer (unlearned)"].append(combine(scores)[0])
         for name, variant in variants.items():
-            predictions[f"variant: {name}"].append(variant.predict(features[_views(variant)], measures))
+            predictions[f"variant: {name}"].append(variant.predict(_views(features, variant), measures))
         if (i + 1) % 250 == 0:
             print(f"  … {i + 1}/{len(rows)} test photos, {time.perf_counter() - started:.0f} s", flush=True)
     truth = np.asarray([mos for _, mos in rows])
@@ -95,17 +95,19 @@ def accuracy(biq: Path, train_dir: Path, limit: int | None) -> None:
         print(f"  (variants not found in {train_dir}: run `make train` to fit them)")
 
 
-def features_once(img: Image.Image, models: list[QualityModel]) -> dict[tuple[int, int], np.ndarray]:
-    """Backbone features of ``img`` for each distinct view set the models read, each computed once."""
-    found: dict[tuple[int, int], np.ndarray] = {}
+def features_once(img: Image.Image, models: list[QualityModel]) -> dict[int, np.ndarray]:
+    """Backbone features of ``img`` per whole-view side, with the most crops any model reading that
+    side needs: each view goes through the network once, and a model reads the first rows."""
+    widest: dict[int, QualityModel] = {}
     for model in models:
-        if _views(model) not in found:
-            found[_views(model)] = model.view_features(img)
-    return found
+        if model.crops >= widest.setdefault(model.whole_side, model).crops:
+            widest[model.whole_side] = model
+    return {side: model.view_features(img) for side, model in widest.items()}
 
 
-def _views(model: QualityModel) -> tuple[int, int]:
-    return model.whole_side, model.crops
+def _views(features: dict[int, np.ndarray], model: QualityModel) -> np.ndarray:
+    """The rows of ``features`` that ``model`` reads: its whole view, then its crops."""
+    return features[model.whole_side][: 1 + model.crops]
 
 
 def _label(layout: str) -> str:
