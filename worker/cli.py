@@ -67,16 +67,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .observability.logging import configure_logging
-    from .quality.model import check_layout
     from .server.app import ServerConfig, serve
     from .server.credentials import CredentialsError, load_credentials
     from .server.faults import parse_duration, parse_faults
     from .server.synthetic import parse_synthetic_spec
 
-    try:
-        quality_model = check_layout(args.quality_model)
-    except ValueError as exc:
-        print(f"picscore serve: --quality-model: {exc}", file=sys.stderr)
+    quality_model = _quality_model(args.quality_model, "serve")
+    if quality_model is None:
         return EXIT_USAGE
     try:
         credentials = load_credentials(args.credentials)
@@ -177,12 +174,23 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 def _cmd_score(args: argparse.Namespace) -> int:
     from .score_command import run_score
 
-    try:
-        return run_score(args.paths, out=sys.stdout, err=sys.stderr, progress=False if args.no_progress else None,
-                         explain=args.explain, quality_model=args.quality_model)
-    except ValueError as exc:
-        print(f"picscore score: --quality-model: {exc}", file=sys.stderr)
+    quality_model = _quality_model(args.quality_model, "score")
+    if quality_model is None:
         return EXIT_USAGE
+    return run_score(args.paths, out=sys.stdout, err=sys.stderr, progress=False if args.no_progress else None,
+                     explain=args.explain, quality_model=quality_model)
+
+
+def _quality_model(name: str, command: str) -> str | None:
+    """``--quality-model``'s layout, or None after saying on stderr why it is refused. Checked
+    here, before anything runs, so that only this option's error reads as a usage error."""
+    from .quality.model import check_layout
+
+    try:
+        return check_layout(name)
+    except ValueError as exc:
+        print(f"picscore {command}: --quality-model: {exc}", file=sys.stderr)
+        return None
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
