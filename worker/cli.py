@@ -30,6 +30,8 @@ EXIT_USAGE = 2
 #: module does not import.
 QUALITY_MODEL_HELP = ("accurate (default: the whole view and three native-resolution crops) or fast (the whole "
                       "view alone: about 3x faster, agrees somewhat less with people)")
+#: ``picscore score`` shows a progress bar by default only from this many files: a bar for fewer is noise.
+PROGRESS_MIN_FILES = 20
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -166,9 +168,24 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score local image files and folders (JSON lines, no server)")
     p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--explain", action="store_true", help="name the weakest dimensions in words")
-    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal and there are at least "
+                   f"{PROGRESS_MIN_FILES} files)")
+    p.add_argument("--jobs", type=_positive_int, default=None,
+                   help="scoring processes (default: CPU count; 1 scores in-process)")
     p.add_argument("--quality-model", default="accurate", help=QUALITY_MODEL_HELP)
     p.set_defaults(func=_cmd_score)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (a clear usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -177,8 +194,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     quality_model = _quality_model(args.quality_model, "score")
     if quality_model is None:
         return EXIT_USAGE
-    return run_score(args.paths, out=sys.stdout, err=sys.stderr, progress=False if args.no_progress else None,
-                     explain=args.explain, quality_model=quality_model)
+    return run_score(args.paths, out=sys.stdout, err=sys.stderr, progress=args.progress, explain=args.explain,
+                     jobs=args.jobs, quality_model=quality_model)
 
 
 def _quality_model(name: str, command: str) -> str | None:

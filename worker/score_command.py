@@ -17,7 +17,6 @@ Exit status: 0 when every file was scored (including when there was nothing to s
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
@@ -28,31 +27,18 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from worker import quality
-from worker.cli import QUALITY_MODEL_HELP
+from worker.cli import PROGRESS_MIN_FILES
 from worker.quality.model import check_layout
 
-__all__ = ["add_arguments", "collect_files", "run_score"]
+__all__ = ["collect_files", "run_score"]
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
-PROGRESS_MIN_FILES = 20  # a bar for fewer files is noise
 POOL_MIN_FILES = 8  # below this, starting processes costs more than it saves
 _WEAK = 0.7  # dimensions under this are named by --explain
 
 
 Record = dict[str, Any]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``score`` sub-command's arguments, matching :func:`run_score`'s parameters."""
-    parser.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument("--explain", action="store_true", help="name the weakest dimensions in words")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar on stderr (default: when stderr is a terminal and "
-                        f"there are at least {PROGRESS_MIN_FILES} files)")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="scoring processes (default: CPU count; 1 scores in-process)")
-    parser.add_argument("--quality-model", default=quality.DEFAULT_LAYOUT, help=QUALITY_MODEL_HELP)
 
 
 def collect_files(paths: Iterable[str]) -> list[str]:

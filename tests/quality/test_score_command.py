@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import shutil
@@ -10,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from worker.cli import build_parser
 from worker.demo.build import DEMO_IMAGES, read_demo_image
-from worker.score_command import add_arguments, collect_files, run_score
+from worker.score_command import collect_files, run_score
 
 
 class FakeTTY(io.StringIO):
@@ -100,13 +100,27 @@ def test_collect_files_keeps_explicit_hidden_files(mixed: Path) -> None:
     assert collect_files([str(mixed / ".DS_Store")]) == [str(mixed / ".DS_Store")]
 
 
-def test_add_arguments_matches_run_score() -> None:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(["a", "b", "--explain", "--no-progress", "--jobs", "2", "--quality-model", "fast"])
+def test_the_cli_options_match_run_score() -> None:
+    args = build_parser().parse_args(["score", "a", "b", "--explain", "--no-progress", "--jobs", "2",
+                                      "--quality-model", "fast"])
     assert (args.paths, args.explain, args.progress, args.jobs) == (["a", "b"], True, False, 2)
     assert args.quality_model == "fast"
-    run_score([], out=io.StringIO(), err=io.StringIO(), **{k: v for k, v in vars(args).items() if k != "paths"})
+    options = {k: v for k, v in vars(args).items() if k not in ("paths", "command", "func")}
+    run_score([], out=io.StringIO(), err=io.StringIO(), **options)
+
+
+def test_the_cli_defaults_leave_progress_and_jobs_to_run_score() -> None:
+    args = build_parser().parse_args(["score", "a"])
+    assert (args.progress, args.jobs, args.explain, args.quality_model) == (None, None, False, "accurate")
+    assert build_parser().parse_args(["score", "a", "--progress"]).progress is True
+
+
+@pytest.mark.parametrize("jobs", ["0", "-3", "two"])
+def test_a_bad_jobs_count_is_a_usage_error(jobs: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["score", "a", "--jobs", jobs])
+    assert exited.value.code == 2
+    assert "--jobs" in capsys.readouterr().err
 
 
 def test_quality_model_fast_scores_with_the_fast_layout(tmp_path: Path) -> None:
