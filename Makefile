@@ -8,6 +8,8 @@ BIQ2021 ?= /data/BIQ2021
 FINETUNED ?=
 # Extra options for `make train` / `make train-holdout`, e.g. "--accurate-crops 7 --accurate-whole-side 320".
 TRAIN_ARGS ?=
+# Extra options for `make finetune`, e.g. "--whole-side 320 --ema 0.998".
+FINETUNE_ARGS ?=
 
 .PHONY: install run serve test bench bench-quality train train-holdout finetune image lint clean
 
@@ -55,7 +57,7 @@ train-holdout: install
 ## Fine-tune the backbone on BIQ2021 train (needs a CUDA build of torch and a GPU; ~7 min on an H100).
 finetune: install
 	$(BIN)/pip install --quiet -e '.[train,dev]'
-	$(BIN)/python -m worker.quality.training.finetune --biq "$(BIQ2021)" --out var/finetune
+	$(BIN)/python -m worker.quality.training.finetune --biq "$(BIQ2021)" --out var/finetune $(FINETUNE_ARGS)
 
 ## SRCC/PLCC on BIQ2021's test split (shipped model, first scorer, variants) and ms per image on one core.
 bench-quality: install
