@@ -15,7 +15,8 @@ from worker.quality.head import head_input, measure_inputs
 from worker.quality.model import shipped_model
 from worker.quality.training.extract import image_features
 from worker.quality.training.fit import HOLDOUT, holdout_split
-from worker.quality.training.train import SHIPPED_VIEWS, Features, Views
+from worker.quality.training.train import SHIPPED_VIEWS, Features, Views, trained_whole_side
+from worker.quality.training.train import main as train_main
 from worker.quality.views import ANALYSIS_SHORT_SIDE, crop_boxes, crops, whole_view
 
 PHOTO = "kodim23-parrots.jpg"
@@ -79,3 +80,19 @@ def test_views_name_every_side_to_extract_and_what_each_kernel_head_reads() -> N
     assert (shipped["accurate"].crops, shipped["accurate"].whole_side) == (SHIPPED_VIEWS.accurate_crops,
                                                                           SHIPPED_VIEWS.accurate_whole_side)
     assert shipped["fast"].whole_side == SHIPPED_VIEWS.fast_whole_side
+
+
+def test_the_accurate_whole_side_defaults_to_the_side_the_network_head_was_trained_at(tmp_path) -> None:
+    assert trained_whole_side(None) == shipped_model("accurate").whole_side  # the CPU route: the shipped head
+    run = tmp_path / "finetune"
+    run.mkdir()
+    (run / "finetune-report.json").write_text(json.dumps({"whole_side": 320, "layouts": {}}))
+    assert trained_whole_side(run) == 320
+    (run / "finetune-report.json").write_text(json.dumps({"layouts": {}}))  # a run from before --whole-side
+    assert trained_whole_side(run) == 224
+
+
+def test_train_refuses_a_finetuned_folder_without_its_report(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("sys.argv", ["train", "--biq", str(tmp_path / "BIQ2021"), "--finetuned", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"lacks finetune-report\.json"):
+        train_main()

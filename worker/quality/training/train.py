@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.quality.head import MlpHead, head_input, load_head, measure_inputs
+from worker.quality.head import LEGACY_WHOLE_SIDE, MlpHead, head_input, load_head, measure_inputs
 from worker.quality.model import LAYOUTS, MODEL_DIR, MODEL_FILES
 from worker.quality.training.extract import SPLITS
 from worker.quality.training.fit import fit_head, holdout_split, plcc, srcc
@@ -177,6 +177,16 @@ def versions() -> dict[str, str]:
     return found
 
 
+def trained_whole_side(finetuned: Path | None) -> int:
+    """The whole-view side the network head was trained at: what ``finetune --whole-side`` recorded
+    in the run's report (reports from before the option: 224), or the shipped head's. It is the
+    accurate layout's default, so ``make train FINETUNED=...`` reads the views fine-tuning saw."""
+    if finetuned is None:
+        return MlpHead.load(MODEL_DIR / "head-mlp.npz").whole_side
+    report = json.loads((finetuned / "finetune-report.json").read_text())
+    return int(report.get("whole_side", LEGACY_WHOLE_SIDE))
+
+
 def prepare_backbone(work: Path, finetuned: Path | None, views: Views) -> Path:
     """``work/backbone.onnx``, ``work/head-mlp.npz`` (reading ``views``) and the GPU run's report:
     from a fine-tuning run, or the shipped ones (so a report from an earlier run is never
@@ -212,13 +222,18 @@ def main() -> None:
     parser.add_argument("--holdout", action="store_true",
                         help="fit on the train photos fine-tuning used and score those it held out; never reads test")
     parser.add_argument("--accurate-crops", type=int, default=SHIPPED_VIEWS.accurate_crops)
-    parser.add_argument("--accurate-whole-side", type=int, default=SHIPPED_VIEWS.accurate_whole_side)
+    parser.add_argument("--accurate-whole-side", type=int, default=None,
+                        help="default: the side the network head was trained at (finetune --whole-side)")
     parser.add_argument("--fast-whole-side", type=int, default=SHIPPED_VIEWS.fast_whole_side)
     options = parser.parse_args()
     if options.holdout and options.install:
         sys.exit("make train: --holdout fits on 9,000 of the 10,000 train photos; it is for choosing, not installing")
+    if options.finetuned is not None and not (options.finetuned / "finetune-report.json").exists():
+        sys.exit(f"make train: {options.finetuned} lacks finetune-report.json; run worker.quality.training.finetune "
+                 "first")
     check_biq(options.biq)
-    views = Views(options.accurate_crops, options.accurate_whole_side, options.fast_whole_side)
+    accurate_side = options.accurate_whole_side or trained_whole_side(options.finetuned)
+    views = Views(options.accurate_crops, accurate_side, options.fast_whole_side)
     work = options.work
     work.mkdir(parents=True, exist_ok=True)
     backbone = prepare_backbone(work, options.finetuned, views)
