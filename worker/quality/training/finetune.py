@@ -18,8 +18,8 @@ epoch; the test split is never read.
 and the wall-clock budget its training may use; the epoch count is set from the measured step
 time so that each layout finishes inside its budget. ``--whole-side`` trains on a larger whole
 view (the shipped run used 224 px; on the hold-out, the head trained at 224 already reads a
-320 px view better, see the model card); pass the same side to ``make train``
-(``TRAIN_ARGS="--accurate-whole-side N"``). When the whole view and the crops differ in size
+320 px view better, see the model card); ``make train FINETUNED=...`` reads the side from
+``finetune-report.json``. When the whole view and the crops differ in size
 they go through the network in two passes, so batch normalisation sees them apart.
 ``--ema DECAY`` and ``--weight-decay`` are guards against the over-fitting the shipped run showed
 (:class:`Recipe`); the defaults reproduce that run. Every option used is recorded in
@@ -263,7 +263,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=48, help="photos per step")
     parser.add_argument("--limit", type=int, default=None, help="first N train photos (smoke runs)")
     parser.add_argument("--whole-side", type=int, default=VIEW_SIDE,
-                        help="side of the whole view, px (then: make train TRAIN_ARGS=--accurate-whole-side N)")
+                        help="side of the whole view, px (recorded; make train FINETUNED=... reads it)")
     parser.add_argument("--ema", type=float, default=None, metavar="DECAY",
                         help="validate and keep an exponential moving average of the weights (e.g. 0.998; "
                         "default: the last step's weights, as the shipped run)")

@@ -232,7 +232,8 @@ def main() -> None:
         sys.exit(f"make train: {options.finetuned} lacks finetune-report.json; run worker.quality.training.finetune "
                  "first")
     check_biq(options.biq)
-    accurate_side = options.accurate_whole_side or trained_whole_side(options.finetuned)
+    accurate_side = (trained_whole_side(options.finetuned) if options.accurate_whole_side is None
+                     else options.accurate_whole_side)
     views = Views(options.accurate_crops, accurate_side, options.fast_whole_side)
     work = options.work
     work.mkdir(parents=True, exist_ok=True)
