@@ -72,12 +72,14 @@ def model_views(img: Image.Image, crop_count: int, whole_side: int = VIEW_SIDE) 
     whole view at crop size (already at or above native resolution) in their places.
     """
     whole = whole_view(img, whole_side)
+    no_crops = np.zeros((0, VIEW_SIDE, VIEW_SIDE, 3), np.uint8)
     if not crop_count:  # ranking the cells costs ~7 ms at 12 Mpx
-        return whole, np.zeros((0, VIEW_SIDE, VIEW_SIDE, 3), np.uint8)
+        return whole, no_crops
     boxes = crop_boxes(img)[:crop_count]
-    cut = crops(img, boxes) if boxes else np.zeros((0, VIEW_SIDE, VIEW_SIDE, 3), np.uint8)
+    cut = crops(img, boxes) if boxes else no_crops
     if len(cut) < crop_count:
-        cut = np.concatenate([cut, np.repeat(whole_view(img)[None], crop_count - len(cut), axis=0)])
+        filler = whole if whole_side == VIEW_SIDE else whole_view(img)
+        cut = np.concatenate([cut, np.repeat(filler[None], crop_count - len(cut), axis=0)])
     return whole, cut
 
 

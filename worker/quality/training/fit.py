@@ -1,9 +1,9 @@
 """Fit the head on extracted BIQ2021 features (see :mod:`worker.quality.training.extract`).
 
 Training-time only (scikit-learn). Standardise, keep ``components`` principal components, fit
-an RBF kernel ridge regression. Hyper-parameters were chosen by 4-fold cross-validation on the
-*train* split (``train.HEAD`` records them and the figures); the test split is never looked at
-while fitting. Deterministic: PCA's randomised solver gets a fixed seed.
+an RBF kernel ridge regression. Hyper-parameters (``train.KERNEL``) were chosen on the train
+photos fine-tuning held out (:func:`holdout_split`), fitted on the rest; the test split is never
+looked at while fitting. Deterministic: PCA's randomised solver gets a fixed seed.
 """
 
 from __future__ import annotations
