@@ -11,7 +11,7 @@ TRAIN_ARGS ?=
 # Extra options for `make finetune`, e.g. "--whole-side 320 --ema 0.998".
 FINETUNE_ARGS ?=
 
-.PHONY: install run serve test bench bench-quality train train-holdout finetune image lint clean
+.PHONY: install run serve test test-fast bench bench-quality train train-holdout finetune image lint clean
 
 install: $(VENV)/.installed
 
@@ -31,8 +31,13 @@ serve: install
 	$(BIN)/python -m worker.demo.build $(DEMO_ROOT) > /dev/null
 	$(BIN)/picscore serve --root $(DEMO_ROOT)
 
+## Everything, on every core (pytest-xdist; one test file per worker, so a file's server starts once).
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
+
+## The fast loop: unit tests only (no integration or slow marks), on every core.
+test-fast: install
+	$(BIN)/pytest -q -n auto --dist loadfile -m "not integration and not slow"
 
 bench: install
 	$(BIN)/python benchmarks/bench_server.py

@@ -33,9 +33,9 @@ from scipy import stats  # noqa: E402
 from worker import quality  # noqa: E402
 from worker.demo.build import enlarged_demo_jpeg  # noqa: E402
 from worker.quality.decode import decode_image, decode_scaled  # noqa: E402
+from worker.quality.dimensions import combine, measure_all, overall_score  # noqa: E402
 from worker.quality.head import measure_vector  # noqa: E402
 from worker.quality.model import DEFAULT_LAYOUT, LAYOUTS, QualityModel, shipped_model  # noqa: E402
-from worker.quality.scorer import combine, measure_all, overall_score  # noqa: E402
 from worker.quality.training.train import VARIANTS  # noqa: E402  (what make train fits into var/train)
 from worker.quality.views import ANALYSIS_SHORT_SIDE  # noqa: E402
 

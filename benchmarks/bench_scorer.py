@@ -1,4 +1,4 @@
-"""Scorer cost vs decode cost: ``python benchmarks/bench_scorer.py [--runs N]``.
+"""Cost of measuring the dimensions vs decode cost: ``python benchmarks/bench_scorer.py [--runs N]``.
 
 For a 0.3, 2 and 12 Mpx JPEG (quality 90) built from the bundled Kodak photos — mirrored
 tiles plus mild grain, so that entropy and detail are those of a real photo, not of an

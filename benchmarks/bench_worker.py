@@ -230,9 +230,9 @@ async def _loop(concurrency: int, seconds: float, call) -> dict:
 async def _sdk_client(url: str, bucket: str, count: int, concurrency: int, seconds: float) -> dict:
     import alibabacloud_oss_v2 as oss
 
-    from worker.config import Credentials
     from worker.oss.client import open_async_client
     from worker.server.synthetic import SyntheticBucket
+    from worker.settings import Credentials
 
     keys = SyntheticBucket(bucket, count)
     async with open_async_client(url, REGION, Credentials(KEY_ID, SECRET), concurrency) as client:
@@ -248,17 +248,17 @@ async def _sdk_client(url: str, bucket: str, count: int, concurrency: int, secon
 
 async def _sdk_invoke_client(url: str, bucket: str, count: int, concurrency: int, seconds: float) -> dict:
     """The bare SDK through ``invoke_operation``: the worker's own call, without the worker around it."""
-    from worker.config import Credentials
+    from worker.commands.image_score import invoke_score
     from worker.oss.client import open_async_client
-    from worker.pipeline.scoring import invoke_score
     from worker.server.synthetic import SyntheticBucket
+    from worker.settings import Credentials
 
     keys = SyntheticBucket(bucket, count)
     async with open_async_client(url, REGION, Credentials(KEY_ID, SECRET), concurrency) as client:
 
         async def call(i: int) -> bool:
-            status, body, _ = await invoke_score(client, bucket, keys.key(i % count))
-            return status == 200 and bool(body)
+            response = await invoke_score(client, bucket, keys.key(i % count))
+            return response.status == 200 and bool(response.body)
 
         return await _loop(concurrency, seconds, call)
 

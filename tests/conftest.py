@@ -16,7 +16,11 @@ from PIL import Image
 
 from worker.server.launch import ServerProcess, start_server
 
-#: The test pair from the SDK captures (SPEC.md §9); never a real account's.
+#: Test folders whose tests run whole programs (servers, the CLI, kubectl, Docker builds, Node):
+#: marked ``integration``, left out of ``make test-fast``.
+INTEGRATION_DIRS = ("integration", "deploy", "node")
+
+#: The test pair the SDK request captures in tests/server/vectors were signed with; never a real account's.
 ACCESS_KEY_ID = "LTAI5tTESTACCESSKEY"
 ACCESS_KEY_SECRET = "TestSecretKey0123456789abcdefXYZ"
 BUCKET = "testbucket"
@@ -53,3 +57,12 @@ def oss_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The SDKs' EnvironmentVariableCredentialsProvider reads these."""
     monkeypatch.setenv("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID)
     monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under an integration folder, so ``-m "not integration"`` is the fast loop."""
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        parts = Path(str(item.path)).resolve().relative_to(tests_dir).parts
+        if parts and parts[0] in INTEGRATION_DIRS:
+            item.add_marker(pytest.mark.integration)

@@ -1,4 +1,11 @@
-"""``picscore`` — the command line. Thin by design: parse, build configuration, call in.
+"""``picscore`` — the command line. Thin by design: parse, build settings, call in, print, exit.
+
+Every error a user can cause is a :class:`~worker.errors.PicscoreError` that knows its exit code
+and its one-line message; :func:`main` catches that base once and prints
+``picscore <command>: <message>``. Anything else that escapes is a bug and keeps its traceback.
+Commands return what to print (:class:`~worker.commands.outcome.CommandOutcome`); only this
+module writes to stdout and stderr for them. Heavy modules are imported inside the command that
+needs them, so ``picscore run --help`` and a configuration error answer at once.
 
 Sub-commands:
 
@@ -20,18 +27,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import eventloop
+from .errors import ExitCode, PicscoreError, UsageError
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
-EXIT_OK = 0
-EXIT_USAGE = 2
 #: The ``--quality-model`` option's help (``picscore score`` and ``picscore serve``); the names are
 #: checked where the model is loaded (:func:`worker.quality.model.check_layout`), which this thin
 #: module does not import.
 QUALITY_MODEL_HELP = ("accurate (default: the whole view and three native-resolution crops) or fast (the whole "
                       "view alone: about 3x faster, agrees somewhat less with people)")
-#: ``picscore score`` shows a progress bar by default only from this many files: a bar for fewer is noise.
-PROGRESS_MIN_FILES = 20
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -71,24 +75,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .observability.logging import configure_logging
     from .server.app import ServerConfig, serve
     from .server.credentials import CredentialsError, load_credentials
-    from .server.faults import parse_duration, parse_faults
+    from .server.faults import parse_faults
     from .server.synthetic import parse_synthetic_spec
+    from .units import parse_duration
 
-    quality_model = _quality_model(args.quality_model, "serve")
-    if quality_model is None:
-        return EXIT_USAGE
+    quality_model = _quality_model(args.quality_model)
     try:
         credentials = load_credentials(args.credentials)
         faults = parse_faults(args.faults)
-        fake = parse_duration(args.fake_score_latency) if args.fake_score_latency else None
+        fake = parse_duration(args.fake_score_latency, bare_unit="ms") if args.fake_score_latency else None
         synthetic = dict(parse_synthetic_spec(spec) for spec in args.synthetic_bucket)
     except (CredentialsError, ValueError) as exc:
-        print(f"picscore serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from None
     root = args.root
     if not root.is_dir():
-        print(f"picscore serve: --root {root} is not a directory", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"--root {root} is not a directory")
     configure_logging(args.log_level, secrets=list(credentials.values()))
     config = ServerConfig(root=root, credentials=credentials, host=args.host, port=args.port,
                           service_host=args.service_host or None, region=args.region,
@@ -105,6 +106,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _run_until_signal(coro, event_loop: str) -> int:
     """Run ``coro`` until SIGINT/SIGTERM, then cancel it and let it clean up."""
 
+
     async def runner() -> None:
         task = asyncio.ensure_future(coro)
         loop = asyncio.get_running_loop()
@@ -115,15 +117,14 @@ def _run_until_signal(coro, event_loop: str) -> int:
 
     try:
         eventloop.run(runner(), event_loop)
-    except eventloop.EventLoopUnavailable as exc:
-        coro.close()
-        print(f"picscore serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+    except eventloop.EventLoopUnavailable:
+        coro.close()  # never started: close it so Python does not warn that it was never awaited
+        raise
+    return ExitCode.OK
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    from .config import add_run_arguments
+    from .settings import add_run_arguments
 
     p = sub.add_parser("run", help="audit a bucket: score every image under some prefixes into Parquet/CSV/JSONL",
                        description="List prefixes of a bucket, score every image with x-oss-process=image/score "
@@ -137,31 +138,20 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .config import ConfigError, load_run_config
+    from .settings import load_run_config
 
-    try:
-        config = load_run_config(args, os.environ)
-    except ConfigError as exc:
-        print(f"picscore run: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE  # ExitCode.CONFIG, without importing the pipeline (about 1 s) to say so
+    config = load_run_config(args, os.environ)  # before the engine's imports: a bad setting answers at once
+    from .commands.run import run_audit
     from .observability.logging import configure_logging
-    from .pipeline.checkpoint import CheckpointError
-    from .pipeline.incremental import IncrementalError
-    from .pipeline.runner import ExitCode, run_audit
 
     json_logs = {"json": True, "console": False}.get(config.log_format)
     configure_logging(config.log_level, json=json_logs, secrets=config.credentials.secrets)
-    try:
-        return int(eventloop.run(run_audit(config), config.event_loop))
-    except eventloop.EventLoopUnavailable as exc:
-        print(f"picscore run: configuration error: event_loop: {exc}", file=sys.stderr)
-        return ExitCode.CONFIG
-    except CheckpointError as exc:
-        print(f"picscore run: checkpoint error: {exc}", file=sys.stderr)
-        return ExitCode.CONFIG
-    except IncrementalError as exc:
-        print(f"picscore run: configuration error: {exc}", file=sys.stderr)
-        return ExitCode.CONFIG
+    outcome = eventloop.run(run_audit(config), config.event_loop)
+    for line in outcome.report:
+        print(line)
+    if outcome.error:
+        print(f"picscore run: {outcome.error}", file=sys.stderr)
+    return outcome.code
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
@@ -169,8 +159,8 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--explain", action="store_true", help="name the weakest dimensions in words")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal and there are at least "
-                   f"{PROGRESS_MIN_FILES} files)")
+                   help="progress bar on stderr (default: when stderr is a terminal and there are enough "
+                   "files for a bar to help; README says how many)")
     p.add_argument("--jobs", type=_positive_int, default=None,
                    help="scoring processes (default: CPU count; 1 scores in-process)")
     p.add_argument("--quality-model", default="accurate", help=QUALITY_MODEL_HELP)
@@ -189,25 +179,22 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .score_command import run_score
+    from .commands.score_files import run_score
 
-    quality_model = _quality_model(args.quality_model, "score")
-    if quality_model is None:
-        return EXIT_USAGE
+    quality_model = _quality_model(args.quality_model)
     return run_score(args.paths, out=sys.stdout, err=sys.stderr, progress=args.progress, explain=args.explain,
                      jobs=args.jobs, quality_model=quality_model)
 
 
-def _quality_model(name: str, command: str) -> str | None:
-    """``--quality-model``'s layout, or None after saying on stderr why it is refused. Checked
-    here, before anything runs, so that only this option's error reads as a usage error."""
+def _quality_model(name: str) -> str:
+    """``--quality-model``'s layout, checked before anything runs, so that only this option's
+    error reads as a usage error."""
     from .quality.model import check_layout
 
     try:
         return check_layout(name)
     except ValueError as exc:
-        print(f"picscore {command}: --quality-model: {exc}", file=sys.stderr)
-        return None
+        raise UsageError(f"--quality-model: {exc}") from None
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -238,8 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code (README "Exit codes")."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except PicscoreError as exc:
+        print(f"picscore {args.command}: {exc.user_message()}", file=sys.stderr)
+        return int(exc.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,11 +1,8 @@
 """Which asyncio event loop ``picscore run`` and ``picscore serve`` run on.
 
 Both commands spend a good share of their CPU in the event loop itself: socket reads and
-writes, timers, task switches. uvloop (libuv underneath) does that work in C. Measured on the
-2-core benchmark machine (server and worker both on the loop, four alternated pairs): at
-concurrency 16 against a 50 ms fixed-latency server, 284.4 -> 287.8 objects/s, every pair in
-uvloop's favour — the server's timers fire closer to their deadline and each call waits less;
-at zero latency no difference stands out of the machine's ±15 % drift.
+writes, timers, task switches. uvloop (libuv underneath) does that work in C, and the server's
+timers fire closer to their deadline on it (README "Performance" has the measured difference).
 
 ``auto`` (the default) takes uvloop where it is installed — a dependency on Linux and macOS —
 and the standard loop elsewhere (uvloop has no Windows build). ``asyncio`` forces the standard
@@ -18,6 +15,8 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from .errors import ConfigError
+
 __all__ = ["EVENT_LOOPS", "EventLoopUnavailable", "loop_factory", "run", "loop_name"]
 
 T = TypeVar("T")
@@ -25,8 +24,11 @@ T = TypeVar("T")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
-class EventLoopUnavailable(RuntimeError):
+class EventLoopUnavailable(ConfigError):
     """The requested event loop cannot be used here (``uvloop`` asked for but not installed)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("event_loop", problem)
 
 
 def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:

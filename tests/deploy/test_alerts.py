@@ -20,7 +20,7 @@ import yaml
 
 from deploy.monitoring.make_prometheusrule import render as render_prometheusrule
 from tests.deploy.manifests import DEPLOY
-from worker.observability.metrics import RunMetrics
+from worker.observability.metrics import BatchMetrics
 
 MONITORING = DEPLOY / "monitoring"
 RULES = MONITORING / "picscore.rules.yaml"
@@ -43,9 +43,9 @@ def promtool() -> str:
 
 def exported_metrics() -> dict[str, set[str]]:
     """Every sample name ``picscore run`` exposes, with its label names, read off a real
-    :class:`RunMetrics` (prometheus_client keeps a collector's type and label names on it)."""
+    :class:`BatchMetrics` (prometheus_client keeps a collector's type and label names on it)."""
     out: dict[str, set[str]] = {}
-    collectors = [value for value in vars(RunMetrics()).values() if hasattr(value, "_labelnames")]
+    collectors = [value for value in vars(BatchMetrics()).values() if hasattr(value, "_labelnames")]
     assert len(collectors) >= 12
     for collector in collectors:
         labels = set(collector._labelnames)

@@ -38,7 +38,7 @@ from tests.deploy.manifests import (
     render,
     workload,
 )
-from worker.config import CONFIG_ENV, ENV_PREFIX, SHARD_INDEX_ENV, Shard, add_run_arguments, load_run_config
+from worker.settings import CONFIG_ENV, ENV_PREFIX, SHARD_INDEX_ENV, Shard, add_run_arguments, load_run_config
 
 SCHEMA_VERSION = max(all_versions(), key=Version)
 #: Fail loudly on a stale kubernetes-validate: podFailurePolicy and backoffLimitPerIndex are GA in 1.33.

@@ -19,9 +19,9 @@ from alibabacloud_credentials.provider.oidc import OIDCRoleArnCredentialsProvide
 from alibabacloud_credentials.provider.static_sts import StaticSTSCredentialsProvider
 
 from tests.deploy.manifests import REPO
-from worker.config import ConfigError, Credentials, add_run_arguments, credentials_from_env, load_run_config
 from worker.oss.client import _sdk_config
 from worker.oss.credentials import RrsaCredentials, RrsaFetchError, sdk_provider_from
+from worker.settings import ConfigError, Credentials, add_run_arguments, credentials_from_env, load_run_config
 
 ROLE = "acs:ram::1234567890123456:role/picscore-oss-audit"
 PROVIDER = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0ffee"

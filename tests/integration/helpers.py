@@ -43,7 +43,9 @@ _CRC64_TABLE = _crc64_table()
 
 
 def crc64_ecma(data: bytes) -> int:
-    """CRC-64/XZ of ``data``: reflected ECMA-182, init and xorout all ones (SPEC.md §5.3)."""
+    """CRC-64/XZ of ``data``: reflected ECMA-182, init and xorout all ones, as OSS computes
+    ``x-oss-hash-crc64ecma``; see "Check data integrity by using CRC-64",
+    https://help.aliyun.com/en/oss/user-guide/check-data-transmission-integrity-by-using-crc-64."""
     crc = 0xFFFFFFFFFFFFFFFF
     for byte in data:
         crc = _CRC64_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)

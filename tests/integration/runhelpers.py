@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-from worker.pipeline.sinks import read_rows
+from worker.results.formats import read_rows
 from worker.server.launch import ServerProcess
 
 __all__ = [

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from worker.demo import build_demo_bucket
-from worker.pipeline.sinks import read_rows
+from worker.results.formats import read_rows
 
 
 def test_demo_audits_every_demo_object_into_parquet(tmp_path: Path) -> None:

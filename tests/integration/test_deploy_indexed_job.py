@@ -19,7 +19,7 @@ import yaml
 
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.integration.runhelpers import LocalBucket, fake_score, read_output, run_cli, run_env, start_run
-from worker.pipeline.selection import shard_of
+from worker.batch.selection import shard_of
 from worker.server.launch import ServerProcess, start_server
 
 REPO = Path(__file__).resolve().parents[2]

@@ -88,5 +88,5 @@ def test_without_uvloop_serve_asking_for_it_exits_2(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "worker.cli", "serve", "--root", str(tmp_path), "--port", "0",
                            "--event-loop", "uvloop"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "picscore serve: event loop uvloop is not installed here" in done.stderr
+    assert "picscore serve: configuration error: event_loop: event loop uvloop is not installed here" in done.stderr
     assert "Traceback" not in done.stderr and "never awaited" not in done.stderr

@@ -31,7 +31,7 @@ from tests.integration.runhelpers import (
     start_run,
     wait_for,
 )
-from worker.pipeline.producer import page_size_for
+from worker.batch.listing_source import page_size_for
 from worker.server.launch import ServerProcess, start_server
 from worker.server.listing import decode_token
 

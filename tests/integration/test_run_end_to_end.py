@@ -28,7 +28,7 @@ from tests.integration.runhelpers import (
     run_command,
 )
 from worker import quality
-from worker.pipeline.sinks import PARQUET_SCHEMA
+from worker.results.formats import RESULT_PARQUET_SCHEMA as PARQUET_SCHEMA
 from worker.server.launch import ServerProcess, start_server
 
 BUCKET = "run-e2e"

@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, make_jpeg
 from tests.integration.helpers import unique_prefix
 from tests.integration.rawclient import signed
-from worker.pipeline.selection import shard_of
+from worker.batch.selection import shard_of
 from worker.server.launch import ServerProcess, start_server
 
 PUSHGATEWAY_BIN = Path("/usr/bin/prometheus-pushgateway")

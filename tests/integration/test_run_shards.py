@@ -23,7 +23,7 @@ from tests.integration.runhelpers import (
     run_env,
     start_run,
 )
-from worker.pipeline.selection import shard_of
+from worker.batch.selection import shard_of
 from worker.server.launch import ServerProcess, start_server
 
 BUCKET = "sharded"

@@ -1,7 +1,8 @@
 """``alibabacloud_oss_v2`` (sync ``Client`` and ``aio.AsyncClient``) against a real ``picscore serve``.
 
-Every test drives the unmodified SDK exactly as a user would (SPEC.md §4.1): V4 on the IP
-endpoint, V4 on ``localhost`` with ``use_path_style=True``, and ``signature_version='v1'``.
+Every test drives the unmodified SDK exactly as a user would, configured as README.md's
+"Pointing the official SDKs at it" says: V4 on the IP endpoint, V4 on ``localhost`` with
+``use_path_style=True``, and ``signature_version='v1'``.
 Values are compared with ones computed here (MD5, CRC-64, expected listings), not with
 anything the SDK derived.
 """
@@ -36,7 +37,7 @@ from .helpers import (
     unique_prefix,
 )
 
-#: The three ways SPEC.md §4.1 says to point this SDK at the server.
+#: The three ways to point this SDK at the server: IP endpoint, ``localhost`` with path style, V1.
 VARIANTS = ["v4", "v4-localhost", "v1"]
 _MISMATCH_EC = {"v4": "0002-00000201", "v4-localhost": "0002-00000201", "v1": "0002-00000040"}
 _NO_SUCH_KEY_EC = "0026-00000001"

@@ -1,6 +1,8 @@
 """``oss2`` against a real ``picscore serve``: V1 (``oss2.Auth``) and V4 (``ProviderAuthV4`` /
 ``AuthV4`` with a region), on the IP endpoint, on ``localhost``, and virtual-hosted through the
-server used as an HTTP proxy (SPEC.md §1.4, §4.1).
+server used as an HTTP proxy: the way to reach ``<bucket>.<service host>`` names without DNS,
+since the client then sends absolute-form request targets to the server itself. The endpoint
+settings are the ones README.md's "Pointing the official SDKs at it" gives.
 
 Values are compared with ones computed here (MD5, CRC-64, expected listings), never with
 anything the SDK derived.

@@ -11,11 +11,14 @@
 // so the Python wrapper can check it on disk.
 //
 // The unmodified ali-oss client is exercised for both signing versions (V1, the default, and
-// V4 with `authorizationV4: true`) and both endpoint styles that work without DNS (SPEC.md §4.1):
+// V4 with `authorizationV4: true`) and both endpoint styles that work without DNS (README.md,
+// "Pointing the official SDKs at it"):
 //   * `ip`        endpoint http://127.0.0.1:PORT, default addressing: path `/<key>` and the
 //                 client rewrites Host to `<bucket>.oss-cn-hangzhou.aliyuncs.com`;
 //   * `ip-sld`    the IP endpoint with `sldEnable: true`: path `/<bucket>/<key>` *and* the
-//                 rewritten Host, resolved by the server's path-style fallback (§4.2 step 6);
+//                 rewritten Host, resolved by the server's path-style fallback (when the
+//                 virtual-hosted reading of Host + path fails the signature check, the server
+//                 tries the pure path-style reading: worker/server/addressing.py);
 //   * `localhost` endpoint http://localhost:PORT with `sldEnable: true`: clean path style.
 //
 // Known server bugs are listed in KNOWN_FAILURES below (empty when none); such cases run and
@@ -442,8 +445,9 @@ async function presigned(photoByStyle) {
 
   // With an IP endpoint and default addressing, ali-oss builds the URL without the bucket
   // (`http://127.0.0.1:PORT/<key>?...`) while signing `/<bucket>/<key>`: like its own requests,
-  // the URL only works when sent with `Host: <bucket>.oss-<region>.aliyuncs.com` (SPEC §4.2
-  // step 4). fetch() cannot set Host (undici drops it), so this one goes through node:http.
+  // the URL only works when sent with `Host: <bucket>.oss-<region>.aliyuncs.com` (the server reads
+  // the bucket from such a Host, as OSS does). fetch() cannot set Host (undici drops it), so this
+  // one goes through node:http.
   await check('presign V4 signatureUrlV4 (IP endpoint, default addressing) with the aliyuncs Host', async () => {
     const client = makeClient({ style: 'ip', v4: true });
     const key = photoByStyle['v4/ip'];

@@ -1,4 +1,4 @@
-"""Fixtures for the scorer tests: the bundled Kodak photos and ways to damage them."""
+"""Fixtures for the quality tests: the bundled Kodak photos and ways to damage them."""
 
 from __future__ import annotations
 

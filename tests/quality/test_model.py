@@ -29,6 +29,7 @@ def test_model_files_ship_inside_the_package_under_25_mb() -> None:
     assert sum(p.stat().st_size for p in files) <= MAX_MODEL_BYTES
 
 
+@pytest.mark.slow
 def test_a_changed_model_file_must_change_the_fixture_on_purpose() -> None:
     expected = json.loads(FIXTURE.read_text())
     assert model_hashes() == expected["model_sha256"], (
@@ -44,6 +45,7 @@ _SCORE_IN_CHILD = (
     "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))))")
 
 
+@pytest.mark.slow
 def test_same_bytes_same_score_in_every_process_and_no_torch_at_run_time() -> None:
     here = [score(read_demo_image(name)).overall for name in DEMO_IMAGES]
     for _ in range(2):

@@ -14,7 +14,7 @@ from PIL import Image
 from tests.quality.conftest import encode
 from worker.demo.build import read_demo_image
 from worker.quality import ImageError, ImageTooLarge, Score, UnsupportedImage, score
-from worker.quality.scorer import DIMENSIONS, combine
+from worker.quality.dimensions import DIMENSIONS, combine
 
 PHOTO = "kodim23-parrots.jpg"
 

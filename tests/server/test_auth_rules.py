@@ -1,4 +1,12 @@
-"""One test per authentication rule of SPEC.md §1–§4.
+"""One test per authentication rule: query and path decoding, scheme detection, accounts and
+signature mismatch, time limits, what each signature version signs, and addressing.
+
+The rules are those of OSS Signature V4 and V1 as OSS documents them
+(https://www.alibabacloud.com/help/en/oss/developer-reference/recommend-to-use-signature-version-4,
+https://www.alibabacloud.com/help/en/oss/developer-reference/include-signatures-in-the-authorization-header
+and their presigned-URL forms) and as the SDKs implement them (``alibabacloud_oss_v2/signer/``,
+``oss2/auth.py``, ali-oss ``lib/common/signUtils.js``); see :mod:`worker.server.sigv4` and
+:mod:`worker.server.sigv1`.
 
 Requests come from two places only, so the tests never just mirror the verifier: verbatim
 captures (``vectors/captures.json``) and the official SDK signers (``alibabacloud_oss_v2.signer``
@@ -114,7 +122,7 @@ def refused(auth: Authenticator, req: WireRequest) -> OSSError:
     return caught.value
 
 
-# -- query and path decoding (§1.1, §1.2) ----------------------------------------------------
+# -- query and path decoding -----------------------------------------------------------------
 
 def test_query_is_form_decoded_and_remembers_bare_names() -> None:
     raw = "foo+bar=a+b%2Bc%2Fd~%2A&empty=&acl&x-oss-process=image/score"
@@ -137,7 +145,7 @@ def test_invalid_utf8_is_refused(decode: Callable[[str], object]) -> None:
     assert caught.value.code == "InvalidArgument"
 
 
-# -- scheme detection (§1.6) -----------------------------------------------------------------
+# -- scheme detection ------------------------------------------------------------------------
 
 def test_anonymous_request_is_denied() -> None:
     err = refused(authenticator(received("oss2-anonymous-get")), capture("oss2-anonymous-get"))
@@ -189,7 +197,7 @@ def test_s3_signatures_are_refused_clearly(label: str) -> None:
     assert "S3 signatures" in err.message and "not supported" in err.message
 
 
-# -- accounts and signature mismatch (§2.6, §5.2) --------------------------------------------
+# -- accounts and signature mismatch --------------------------------------------------------
 
 def test_unknown_access_key_id() -> None:
     label = "oss2-v4-unknown-ak"
@@ -227,7 +235,7 @@ def test_secret_stays_out_of_repr() -> None:
     assert SECRET not in repr(authenticator()) and AK in repr(authenticator())
 
 
-# -- time (§2.6, §2.7, §3.3) -----------------------------------------------------------------
+# -- time: clock skew and presigned-URL expiry ----------------------------------------------
 
 @pytest.mark.parametrize("label", ["oss2-v4-get_object", "node-v1-sldEnable-get-process",
                                    "oss2-v1-put_object"])
@@ -300,10 +308,10 @@ def test_x_oss_content_sha256_must_be_unsigned_or_hex(payload_hash: str) -> None
     assert (err.status, err.code, err.ec) == (400, "InvalidArgument", "0002-00000214")
 
 
-# -- what is signed (§2.1, §2.3, §3.2) -------------------------------------------------------
+# -- what is signed --------------------------------------------------------------------------
 
 def test_oss2_additional_headers_sorted_by_first_letter_only() -> None:
-    """oss2 lists ``x-b-custom;x-a-custom`` but signs the fully sorted list (§2.1)."""
+    """oss2 lists ``x-b-custom;x-a-custom`` but signs the fully sorted list."""
     auth = oss2.ProviderAuthV4(StaticCredentialsProvider(AK, SECRET))
     req = oss2_request("k.jpg", {"x-oss-process": "image/score"},
                        {"X-B-Custom": "b", "X-A-Custom": "a"})
@@ -341,7 +349,7 @@ def test_any_region_including_empty_scope(region: str) -> None:
 
 
 def test_ali_oss_empty_parameter_retry_writes_name_equals() -> None:
-    """ali-oss signs a generic empty parameter as ``name=`` (§2.3 step 3): the second string
+    """ali-oss signs a generic empty parameter as ``name=``: the second string
     to sign is that form; bare names (sub-resources) never get the retry."""
     req = capture("oss2-v4-get-extra-params-space-plus")  # ?foo+bar=…&empty=&x-oss-process=…
     params = parse_query_params(req.raw_query)
@@ -356,7 +364,7 @@ def test_ali_oss_empty_parameter_retry_writes_name_equals() -> None:
 
 
 def test_v1_accepts_x_oss_process_signed_or_not() -> None:
-    """oss2 signs x-oss-process into the V1 resource, alibabacloud-oss-v2 does not (§3.2)."""
+    """oss2 signs x-oss-process into the V1 resource, alibabacloud-oss-v2 does not."""
     auth = oss2.Auth(AK, SECRET)
     with_process = oss2_request("v1/key.jpg", {"x-oss-process": "image/score"})
     auth._sign_request(with_process, "testbucket", "v1/key.jpg")
@@ -381,7 +389,7 @@ def test_security_token_is_signed_and_passes_through() -> None:
     assert result.query == [("x-oss-process", "image/score")]  # auth parameters stripped
 
 
-# -- addressing (§4.2) -----------------------------------------------------------------------
+# -- addressing ------------------------------------------------------------------------------
 
 def test_vhost_under_service_host() -> None:
     label = "oss2-v4-vhost-get-process"  # Host testbucket.oss-test.localhost, path /vh%2Fa.jpg
@@ -400,7 +408,7 @@ def test_aliyuncs_host_rewritten_by_ali_oss() -> None:
 
 
 def test_path_style_fallback_for_ali_oss_sld_enable() -> None:
-    """Bucket in both Host and path: the Host reading comes first, the signature picks (§4.2.6)."""
+    """Bucket in both Host and path: the Host reading comes first, the signature picks."""
     label = "node-v4-sldEnable-get-process"
     host, path = "testbucket.oss-cn-hangzhou.aliyuncs.com", "/testbucket/node/cat photo+1.jpg"
     assert resolve(host, path) == [Address("testbucket", "testbucket/node/cat photo+1.jpg"),

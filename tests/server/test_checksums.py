@@ -1,4 +1,4 @@
-"""MD5 ETag and CRC-64/XZ (worker/server/checksums.py; SPEC.md §5.3)."""
+"""MD5 ETag and CRC-64/XZ, the variant OSS sends in ``x-oss-hash-crc64ecma`` (worker/server/checksums.py)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from worker.server.faults import FaultDecision, FaultSpec, parse_duration, parse_faults
+from worker.server.faults import FaultDecision, FaultSpec, parse_faults
 
 
 def test_empty_spec_is_inactive() -> None:
@@ -65,19 +65,6 @@ def test_slow_body_units(text: str, expected: int) -> None:
 @pytest.mark.parametrize("value", ["0", "1", "0.25", "1e-3", "1.0"])
 def test_fractions(name: str, field: str, value: str) -> None:
     assert getattr(parse_faults(f"{name}={value}"), field) == float(value)
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("150ms", 0.15), ("0.2s", 0.2), ("150", 0.15), (" 3 s ", 3.0), ("0", 0.0),
-])
-def test_parse_duration(text: str, expected: float) -> None:
-    assert parse_duration(text) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize("text", ["", "ms", "-5ms", "5m", "5 min", "1.2.3s", "abc", "5ms5"])
-def test_parse_duration_refuses(text: str) -> None:
-    with pytest.raises(ValueError, match="not a duration"):
-        parse_duration(text)
 
 
 @pytest.mark.parametrize("spec, message", [

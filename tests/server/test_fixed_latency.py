@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from worker.server.scoring import FixedLatencyScorer
+from worker.server.scoring_pool import FixedLatencyScorer
 
 
 def _timed(scorer: FixedLatencyScorer, received: float | None) -> float:

@@ -1,4 +1,5 @@
-"""Object-key and bucket-name rules (worker/server/keys.py; SPEC.md §4.2)."""
+"""Object-key and bucket-name rules (worker/server/keys.py): OSS's "Object naming conventions" and
+"Bucket naming conventions", plus what a local file system can hold."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Every captured SDK request (SPEC.md §9) gets the verdict the capture recorded.
+"""Every captured SDK request gets the verdict the capture recorded.
 
 ``vectors/captures.json`` holds verbatim requests from unmodified ``oss2``,
 ``alibabacloud-oss-v2``, ``ali-oss`` and ``boto3``, each with the string to sign that an
-independent implementation of the spec recomputed. The clock is pinned to the capturing
+independent implementation of the OSS signature rules recomputed. The clock is pinned to the capturing
 server's ``Date`` so the 2026 timestamps are fresh.
 """
 

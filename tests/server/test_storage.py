@@ -1,4 +1,5 @@
-"""LocalStore: plain files, lazy metadata, atomic publish, ordered key walk (worker/server/storage.py)."""
+"""LocalStore: plain files, lazy metadata, atomic publish (worker/server/storage.py), ordered key walk
+(worker/server/key_walk.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 
 from worker.server import storage as storage_module
 from worker.server.errors import OSSError
+from worker.server.key_walk import SkipCursor
 from worker.server.keys import RESERVED_DIR
-from worker.server.storage import LocalStore, ObjectMeta, SkipCursor
+from worker.server.storage import LocalStore, ObjectMeta
 
 B = "bkt"
 CHECK_CRC = str(0x995DC9BBDF1939FA)  # CRC-64/XZ of b"123456789"
@@ -545,13 +547,13 @@ def test_prefix_no_key_can_have_lists_nothing(tricky: LocalStore, prefix: str) -
 class _ScanSpy:
     def __init__(self, store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.scanned: list[str] = []
-        original = store._sorted_entries
+        original = store._walker._sorted_entries
 
         def spy(dir_path: Path, *args: object, **kwargs: object):
             self.scanned.append(os.path.relpath(dir_path, store.root / B))
             return original(dir_path, *args, **kwargs)
 
-        monkeypatch.setattr(store, "_sorted_entries", spy)
+        monkeypatch.setattr(store._walker, "_sorted_entries", spy)
 
 
 def test_walk_prunes_directories_before_start_after(tricky: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ..pipeline.sinks import read_rows
+from ..results.formats import read_rows
 from ..server.launch import start_server
 from .build import build_demo_bucket
 

@@ -1,8 +1,13 @@
-"""Prometheus metrics of one ``picscore run``: its own registry, ``/metrics``, Pushgateway.
+"""Prometheus metrics of one batch command: its own registry, ``/metrics``, Pushgateway.
 
-A run owns a :class:`RunMetrics` (a private ``CollectorRegistry``, so tests and repeated runs in
-one process never collide). Label values are fixed vocabularies — statuses, retry reasons,
-queue names — never keys, URLs or anything a secret could hide in.
+A command owns a :class:`BatchMetrics` (a private ``CollectorRegistry``, so tests and repeated
+runs in one process never collide). Label values are fixed vocabularies (statuses, retry
+reasons, queue names), never keys, URLs or anything a secret could hide in.
+
+Every command exposes the same metric names; which command they describe is the Pushgateway
+``job`` (:meth:`BatchMetrics.job`): ``picscore`` for ``picscore run``, whose dashboards and
+alert rules (deploy/monitoring) key on it, and ``picscore-<command>`` for the others, so one
+command's push never replaces another's.
 """
 
 from __future__ import annotations
@@ -11,16 +16,17 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, pushadd_to_gateway, start_http_server
 
-__all__ = ["RunMetrics"]
+__all__ = ["BatchMetrics"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 
-class RunMetrics:
-    """The run's metrics, and the scoring observer the consumers report to."""
+class BatchMetrics:
+    """One command's metrics, and the call observer its consumers report to."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: str = "run") -> None:
+        self.command = command
         self.registry = registry = CollectorRegistry()
         self.listed = Counter("picscore_objects_listed", "Objects returned by ListObjectsV2 (all shards' share).",
                               registry=registry)
@@ -67,7 +73,20 @@ class RunMetrics:
         if seconds > 0:
             self.rate_wait.inc(seconds)
 
-    # -- run-level ----------------------------------------------------------------------------
+    # -- engine interface ---------------------------------------------------------------------
+    def count_listed(self, n: int) -> None:
+        self.listed.inc(n)
+
+    def request_started(self) -> None:
+        self.in_flight.inc()
+
+    def request_finished(self) -> None:
+        self.in_flight.dec()
+
+    def set_queue_depths(self, work: int, results: int) -> None:
+        self.queue_depth.labels(queue="work").set(work)
+        self.queue_depth.labels(queue="results").set(results)
+
     def record_row(self, status: str, score: float | None) -> None:
         child = self._status_children.get(status)
         if child is None:
@@ -95,7 +114,13 @@ class RunMetrics:
             self._server.server_close()
             self._server = None
 
-    def push(self, gateway: str, job: str, shard: str) -> None:
+    @property
+    def job(self) -> str:
+        """The Pushgateway job this command's metrics are pushed under (module docstring)."""
+        return "picscore" if self.command == "run" else f"picscore-{self.command}"
+
+    def push(self, gateway: str, shard: str) -> None:
         """pushadd: replaces this job+shard group's metrics of the same names, keeps the others."""
         self.tick()
-        pushadd_to_gateway(gateway, job=job, grouping_key={"shard": shard}, registry=self.registry, timeout=10)
+        pushadd_to_gateway(gateway, job=self.job, grouping_key={"shard": shard}, registry=self.registry,
+                           timeout=10)

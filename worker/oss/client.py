@@ -2,7 +2,7 @@
 
 Three choices differ from the SDK's defaults, on purpose:
 
-* **No SDK retries** (``NopRetryer``): tenacity in :mod:`worker.pipeline.scoring` owns retries,
+* **No SDK retries** (``NopRetryer``): tenacity in :mod:`worker.oss.retry` owns retries,
   so attempts, backoff and throttle feedback are counted in one place — two stacked retry
   loops would multiply attempts and hide throttling from the rate limiter.
 * **Our own aiohttp session**, whose ``TCPConnector`` limit equals the consumer count. The

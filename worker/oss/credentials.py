@@ -7,7 +7,7 @@ credentials (``AssumeRoleWithOIDC``), which the ``alibabacloud-credentials`` pac
 before they expire. That package is an optional extra (``pip install 'picscore[rrsa]'``, the
 container image has it): static keys need nothing beyond the OSS SDK.
 
-Precedence (:func:`worker.config.credentials_from_env`): ``OSS_ACCESS_KEY_ID`` /
+Precedence (:func:`worker.settings.credentials_from_env`): ``OSS_ACCESS_KEY_ID`` /
 ``OSS_ACCESS_KEY_SECRET`` when both are set; otherwise RRSA when any of its variables is set.
 
 Secrets: the STS key, secret and token exist only inside the SDK's signer; nothing here logs or
@@ -68,7 +68,7 @@ def rrsa_requested(environ: Mapping[str, str]) -> bool:
 
 @dataclass(frozen=True)
 class RrsaCredentials:
-    """Where to get STS credentials from; quacks like :class:`worker.config.Credentials` for the
+    """Where to get STS credentials from; quacks like :class:`worker.settings.Credentials` for the
     run's settings (``access_key_id`` for the start-of-run log line, ``secrets`` for the log
     scrubber) and gives the OSS SDK a refreshing provider through :meth:`sdk_provider`."""
 

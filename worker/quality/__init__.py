@@ -18,7 +18,7 @@
 ``measurements`` holds the raw quantity behind each measured dimension, for explanations:
 pixel count, noise sigma (8-bit levels), edge sigma (px), boundary/interior gradient ratio,
 colourfulness M, stops from the mid key. How they are measured and mapped onto 0..1:
-:mod:`worker.quality.measures`; how they combine: :mod:`worker.quality.scorer`.
+:mod:`worker.quality.measures`; how they combine: :mod:`worker.quality.dimensions`.
 
 Pure and deterministic: no I/O, no randomness; the same bytes give the same scores in any
 process. Failures raise an :class:`ImageError` carrying the OSS ``Code`` and ``EC`` to
@@ -41,8 +41,8 @@ from worker.quality.decode import (
     UnsupportedImage,
     decode_scaled,
 )
+from worker.quality.dimensions import combine, measure_all, overall_score
 from worker.quality.model import DEFAULT_LAYOUT, LAYOUTS, shipped_model
-from worker.quality.scorer import combine, measure_all, overall_score
 from worker.quality.views import ANALYSIS_SHORT_SIDE
 
 __all__ = [
@@ -73,7 +73,7 @@ def score(data: bytes, model: str = DEFAULT_LAYOUT) -> Score:
 
     ``overall`` is mostly the learned model (:mod:`worker.quality.model`) in the layout
     ``model`` (``"accurate"`` or ``"fast"``), blended with the measured dimensions
-    (:func:`worker.quality.scorer.overall_score`); the dimensions are the measures' and do not
+    (:func:`worker.quality.dimensions.overall_score`); the dimensions are the measures' and do not
     depend on ``model``. Raises :class:`UnsupportedImage` or :class:`ImageTooLarge` (both
     :class:`ImageError`), and ValueError for an unknown ``model``.
     """

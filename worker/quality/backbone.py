@@ -17,7 +17,7 @@ __all__ = ["Backbone"]
 
 
 class Backbone:
-    """A loaded feature extractor; build once per process (loading costs ~100 ms)."""
+    """A loaded feature extractor; build once per process (loading parses and plans the whole graph)."""
 
     def __init__(self, path: Path) -> None:
         import onnxruntime  # deferred: a process that never scores never pays for it

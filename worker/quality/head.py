@@ -4,8 +4,9 @@ Runtime half, numpy only. Two kinds of head read the same input vector: the kern
 regressor :class:`Head` and the network :class:`MlpHead` trained together with the backbone.
 The input vector is built by :func:`head_input` from the backbone features of the whole view
 and of the first ``crops`` crops (their mean and standard deviation: the typical crop and how
-uneven the picture is) and from the first scorer's measures. Both kinds predict the BIQ2021
-mean opinion score (1..5 rescaled to 0..1, so 0.5 is the scale's "fair").
+uneven the picture is) and from the measured dimensions (:mod:`worker.quality.dimensions`).
+Both kinds predict the BIQ2021 mean opinion score (1..5 rescaled to 0..1, so 0.5 is the
+scale's "fair").
 
 Computed in float64 from stored arrays, so a given input gives the same score in every process
 (tests check it against a fixture).
@@ -27,7 +28,7 @@ __all__ = ["Head", "MlpHead", "load_head", "head_input", "measure_inputs", "meas
 #: Side of the whole view, px, for heads whose file does not record one (all heads before 2026-11-27).
 LEGACY_WHOLE_SIDE = 224
 
-#: The first scorer's measured dimensions fed to the head (scores 0..1, then raw values).
+#: The measured dimensions fed to the head (scores 0..1, then raw values).
 MEASURE_NAMES = ("resolution", "noise", "blur", "compression", "saturation", "exposure")
 
 
@@ -75,8 +76,8 @@ class Head:
 
     ``score = intercept + Σ dual_i · exp(-gamma · |z - support_i|²)`` over the training
     pictures' projected features ``support``: a smooth nearest-neighbours-like regressor that,
-    on these features, ranks BIQ2021 better than a linear head or a small network did (model
-    card). The support set is stored as float16, and the result is clipped to 0..1.
+    on these features, ranked BIQ2021 better than a linear head or a small network did when
+    the head was chosen. The support set is stored as float16, and the result is clipped to 0..1.
     """
 
     mean: np.ndarray          # (d,) standardisation
@@ -164,11 +165,10 @@ class MlpHead:
     def with_views(self, crops: int, whole_side: int) -> MlpHead:
         """The same network reading ``crops`` crops and a ``whole_side`` whole view.
 
-        It was trained on 3 crops and a 224 px whole view, but reads more the same way: the
-        crops' mean and spread are summaries whatever their number, and a larger whole view
-        shows more detail. On the 1,000 train photos fine-tuning held out, 7 crops and a 320 px
-        whole view lift it from 0.848 to 0.862 SRCC (model card). The mean and spread columns
-        keep their trained scale (rescaling the spread for the new count did slightly worse);
+        It was trained on a fixed crop count and whole-view side, but reads more the same way:
+        the crops' mean and spread are summaries whatever their number, and a larger whole view
+        shows more detail (the model card has the hold-out figures). The mean and spread
+        columns keep their trained scale (rescaling the spread for the new count did worse);
         only what the head reads changes.
         """
         return dataclasses.replace(self, crops=crops, whole_side=whole_side)

@@ -4,12 +4,13 @@ Each function returns a :class:`Measure`: ``raw`` is a quantity a person can che
 in 8-bit levels, edge width in pixels …) and ``score`` maps it onto 0 (worst) .. 1 (best) with
 a smooth, strictly monotonic curve, so that every step of damage moves the score.
 
-Inputs, prepared by :mod:`worker.quality.scorer` so that all of this costs less than a decode:
+Inputs, prepared by :mod:`worker.quality.dimensions` so that all of this costs less than a decode:
 
 * ``tiles``: a few square luma crops at native resolution, float32 ``(k, T, T)``, ``T`` a
   multiple of 8 and every origin on the 8-px grid — noise, blur and JPEG blocks exist only at
   native resolution;
-* ``view``: the whole picture box-reduced to at most 160 px a side, RGB float32, and its luma
+* ``view``: the whole picture box-reduced to at most
+  :data:`~worker.quality.dimensions.GLOBAL_STATS_SIDE` px a side, RGB float32, and its luma
   histogram — enough for global statistics, and the box filter keeps noise out of them.
 
 Calibration: each curve's ½ point is where its damage is plainly visible at 100 %, checked

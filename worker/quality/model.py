@@ -72,7 +72,7 @@ class QualityModel:
                               for head in self.heads]))
 
     def overall(self, img: Image.Image, scores: dict[str, float], raw: dict[str, float]) -> float:
-        """The learned 0..1 score of ``img`` given the first scorer's measures of it."""
+        """The learned 0..1 score of ``img`` given its measured dimensions (scores and raw values)."""
         return self.predict(self.view_features(img), measure_vector(scores, raw))
 
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from worker.quality.scorer import cell_detail
+from worker.quality.dimensions import cell_detail
 
 __all__ = ["ANALYSIS_SHORT_SIDE", "VIEW_SIDE", "GRID", "model_views", "whole_view", "crop_boxes", "crops"]
 
 #: JPEGs are decoded at the coarsest DCT scale that keeps the short side at least this long.
-#: 640 lets a 12 Mpx photo decode at 1/4 scale in every common shape (short sides 750, 707 and
-#: 650 px at 4:3, 3:2 and 16:9); at 720 a 3:2 one fell back to 1/2 and cost 4x the pixels
-#: downstream. BIQ2021's photos (short side <= 512) are never scaled, so the model's fit is untouched.
+#: 640 is under a 12 Mpx photo's short side at 1/4 scale in every common shape (750, 707 and
+#: 650 px at 4:3, 3:2 and 16:9), so such photos decode at 1/4; a larger value would send some
+#: to 1/2 scale, with 4x the pixels downstream. BIQ2021's photos (short side <= 512) are never
+#: scaled, so the model's fit is untouched.
 ANALYSIS_SHORT_SIDE = 640
 #: Side of each crop, px, and of the whole view unless the heads record another (``Head.whole_side``).
 VIEW_SIDE = 224
@@ -66,14 +67,14 @@ def model_views(img: Image.Image, crop_count: int, whole_side: int = VIEW_SIDE) 
     """The network's input: the whole view (``whole_side`` square, uint8 HWC) and the
     ``crop_count`` most detailed crops (uint8 ``(crop_count, VIEW_SIDE, VIEW_SIDE, 3)``).
 
-    Separate arrays because their sides differ: a larger whole view shows more of the
-    picture's detail (on BIQ2021's hold-out, 320 px ranks photos better than 224), while the
-    crops stay at the network's native input size. A picture too small for crops repeats its
+    Separate arrays because their sides may differ: a larger whole view shows more of the
+    picture's detail (the model card has what larger sides did), while the crops stay at the
+    network's native input size. A picture too small for crops repeats its
     whole view at crop size (already at or above native resolution) in their places.
     """
     whole = whole_view(img, whole_side)
     no_crops = np.zeros((0, VIEW_SIDE, VIEW_SIDE, 3), np.uint8)
-    if not crop_count:  # ranking the cells costs ~7 ms at 12 Mpx
+    if not crop_count:  # ranking the cells reads the whole picture: skip it when no crop is wanted
         return whole, no_crops
     boxes = crop_boxes(img)[:crop_count]
     cut = crops(img, boxes) if boxes else no_crops

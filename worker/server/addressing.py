@@ -1,11 +1,14 @@
-"""Which bucket and key a request names, from its Host header and decoded path (SPEC.md §4.2).
+"""Which bucket and key a request names, from its Host header and decoded path.
 
 The SDKs disagree on addressing: path style (``/bucket/key``), virtual-hosted style under our
 service host or an ``*.aliyuncs.com`` name that ``ali-oss`` writes into ``Host`` by itself, or a
 CNAME. Some requests are even ambiguous (``ali-oss`` with ``sldEnable`` and an IP endpoint
 sends the bucket in both Host and path). So :func:`resolve` returns *candidates*, most likely
 first, and lets the authenticator keep the one whose signature matches. That choice is safe
-because OSS signs bucket and key in every scheme (§2.3 step 2, §3.2).
+because OSS signs bucket and key in every scheme: V4 puts ``/bucket/key`` in the canonical URI,
+V1 in the canonical resource, whatever the addressing style. Real OSS accepts virtual-hosted
+URLs only (https://help.aliyun.com/en/oss/developer-reference/overview-24); path style is what
+an SDK sends to an IP endpoint, so a local server must take both.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ def resolve(
 ) -> list[Address]:
     """Candidate addresses for ``host`` (no port, lower case) and a decoded ``path``.
 
-    The first entry follows the Host rules of §4.2 steps 2–5; a virtual-hosted or CNAME
-    reading is followed by the pure path-style reading (step 6) when that differs and names a
-    valid bucket. Raises ``400 InvalidBucketName`` when the first reading's bucket is invalid.
+    The first entry reads the Host: a configured CNAME names its bucket, then
+    ``<bucket>.<service_host>`` and ``<bucket>.oss-<region>.aliyuncs.com`` name theirs, and any
+    other host means path style. A virtual-hosted or CNAME reading is followed by the pure
+    path-style reading when that differs and names a valid bucket. Raises
+    ``400 InvalidBucketName`` when the first reading's bucket is invalid.
     """
     bucket = _bucket_from_host(host, service_host, cnames or {})
     path_style = _path_style(path)

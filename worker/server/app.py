@@ -20,12 +20,14 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from ..oss.score_contract import PROCESS_PARAMETER
 from ..quality.model import DEFAULT_LAYOUT
 from .auth import Authenticator
+from .call import Call, Handler, write_body
 from .errors import OSSError, encode_err_header, render_error_xml
 from .faults import FaultSpec
-from .handlers import Call, Operations, write_body
-from .scoring import FixedLatencyScorer, ProcessPoolScorer, Scorer, admission_capacity
+from .handlers import Operations
+from .scoring_pool import FixedLatencyScorer, ProcessPoolScorer, Scorer, admission_capacity
 from .storage import LocalStore
 from .synthetic import synthetic_operations
 from .wire import WireRequest
@@ -115,9 +117,9 @@ class _Server:
             query.setdefault(name, value)
         return Call(request, request_id, result.bucket, result.key or None, query, received=received)
 
-    async def _with_faults(self, call: Call, handler) -> web.StreamResponse:
+    async def _with_faults(self, call: Call, handler: Handler) -> web.StreamResponse:
         faults = self.config.faults
-        if not faults.applies_to(is_score="x-oss-process" in call.query):
+        if not faults.applies_to(is_score=PROCESS_PARAMETER in call.query):
             return await handler(call)
         decision = faults.decide()
         if decision.delay_s:

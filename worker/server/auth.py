@@ -1,10 +1,17 @@
-"""Request authentication: which scheme, which account, and which bucket and key (SPEC.md §1.6).
+"""Request authentication: which scheme, which account, and which bucket and key.
 
 :class:`Authenticator` is the one policy over both signature versions. It picks the scheme,
 lets :mod:`~worker.server.sigv4` / :mod:`~worker.server.sigv1` parse the claim, checks the
 AccessKeyId and the clock, then tries each candidate address from
 :mod:`~worker.server.addressing` until a signature matches. Every failure is an
-:class:`~worker.server.errors.OSSError` shaped like the one OSS sends (§5.2).
+:class:`~worker.server.errors.OSSError` shaped like the one OSS sends (same status, ``Code``
+and EC, see :mod:`worker.server.errors`).
+
+The scheme comes from the ``Authorization`` header (``OSS4-HMAC-SHA256 …`` for V4, ``OSS …``
+for V1) or from the query of a presigned URL (``x-oss-signature-version`` … for V4,
+``OSSAccessKeyId``/``Signature`` for V1). A request signed both ways is refused: OSS does not
+accept a signature in the URL and in the header at once (OSS documentation, "Include a V1
+signature in a URL": https://help.aliyun.com/en/oss/developer-reference/ddd-signatures-to-urls).
 """
 
 from __future__ import annotations
@@ -71,7 +78,8 @@ class Authenticator:
 
     ``credentials`` maps AccessKeyId to secret. ``service_host`` (no port) enables
     virtual-hosted addressing as ``<bucket>.<service_host>``; ``cnames`` maps custom host names
-    to buckets (§4.2 step 2). ``clock`` is injectable so the 2026 captures verify in tests.
+    to buckets (checked before any other Host rule). ``clock`` is injectable so the 2026
+    captures verify in tests.
     """
 
     def __init__(
@@ -122,9 +130,10 @@ class Authenticator:
         )
 
     def _check_time(self, claim: _Claim) -> None:
-        """Presigned URLs must not have expired (§2.7, §3.3); a signing time must lie within
-        ``max_skew_s`` of now (§2.6). For a presigned V4 URL only a *future* signing time
-        counts, so nobody can stretch the 7-day limit by post-dating ``x-oss-date``."""
+        """Presigned URLs must not have expired (V4: ``x-oss-date`` + ``x-oss-expires``; V1:
+        ``Expires``); a signing time must lie within ``max_skew_s`` of now, as OSS allows a
+        request's time to be off by at most 15 minutes. For a presigned V4 URL only a *future*
+        signing time counts, so nobody can stretch the 7-day limit by post-dating ``x-oss-date``."""
         now = self._clock()
         if claim.expires_at is not None and now > claim.expires_at:
             raise OSSError(
@@ -151,7 +160,7 @@ class Authenticator:
 
 
 def _claim(req: WireRequest, params: Sequence[QueryParam]) -> _Claim:
-    """Pick the scheme from the ``Authorization`` header or the query (§1.6) and parse it."""
+    """Pick the scheme from the ``Authorization`` header or the query and parse it."""
     header = req.headers.get("authorization")
     in_query = _query_scheme({p.name for p in params})
     if header is not None and in_query is not None:
@@ -181,7 +190,8 @@ def _query_scheme(names: set[str]) -> str | None:
     """``"v4-presigned"``, ``"v1-presigned"`` or ``None`` for a URL without a signature.
 
     S3 parameters are checked first, because a SigV2 URL also has ``Signature``; they are
-    refused with 403 (S3 is out of scope, §8). Two OSS signatures in one URL are ambiguous: 400.
+    refused with 403 (S3-compatible signatures are out of scope). Two OSS signatures in one
+    URL are ambiguous: 400.
     """
     if names & _S3_PARAMS:
         raise _s3_unsupported()
@@ -203,8 +213,8 @@ def _matching_address(
 ) -> Address:
     """The first candidate address whose string to sign yields the claimed signature.
 
-    Trying the path-style reading too (§4.2 step 6) is safe because bucket and key are part
-    of what is signed. On failure the error shows the first (most likely) string to sign.
+    Trying the path-style reading too is safe because bucket and key are part of what is
+    signed. On failure the error shows the first (most likely) string to sign.
     """
     provided = claim.signature.encode("utf-8")
     first: str | None = None

@@ -1,8 +1,11 @@
 """Streaming digests OSS puts on every object: MD5 (the ETag) and CRC-64/ECMA-182.
 
 oss2 and alibabacloud-oss-v2 compare ``x-oss-hash-crc64ecma`` with what they uploaded or
-downloaded, so the CRC must be the exact "XZ" variant (reflected, init and xorout all ones;
-SPEC.md §5.3). crcmod's C extension computes it at memory speed.
+downloaded, so the CRC must be the exact "XZ" variant: ECMA-182 polynomial, reflected, init and
+xorout all ones (OSS documentation, "Check data integrity by using CRC-64":
+https://help.aliyun.com/en/oss/user-guide/check-data-transmission-integrity-by-using-crc-64;
+``oss2.utils.Crc64`` builds the same ``crcmod.Crc``). crcmod's C extension computes it as the
+bytes stream through.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """OSS error responses: one exception type and one XML renderer.
 
 Every failure the embedded server reports travels as an :class:`OSSError` and is rendered
-the way Alibaba Cloud OSS renders it (SPEC.md §5), so that the official SDKs map it onto their
-normal exception classes. Handlers raise; one middleware renders. No handler builds XML.
+the way Alibaba Cloud OSS renders it — status, ``x-oss-ec`` header and the ``<Error>`` body with
+``Code``, ``Message``, ``RequestId``, ``HostId`` and ``EC`` (OSS documentation, "Error responses":
+https://www.alibabacloud.com/help/en/oss/user-guide/overview-14) — so that the official SDKs map
+it onto their normal exception classes. Handlers raise; one middleware renders. No handler builds XML.
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ import random
 import re
 from dataclasses import dataclass
 
-__all__ = ["FaultSpec", "FaultDecision", "parse_faults", "parse_duration"]
+from .. import units
+
+__all__ = ["FaultSpec", "FaultDecision", "parse_faults"]
 
 _UNITS = {"": 1, "b": 1, "kib": 1024, "kb": 1000, "mib": 1 << 20, "mb": 1_000_000}
 
@@ -71,23 +73,17 @@ class FaultSpec:
         return FaultDecision(delay)
 
 
-def parse_duration(text: str) -> float:
-    """``'150ms'``, ``'0.2s'`` or ``'150'`` (milliseconds) → seconds."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*", text)
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 150ms or 0.2s)")
-    value, unit = float(match[1]), match[2] or "ms"
-    return value / 1000 if unit == "ms" else value
-
-
 def _latency(text: str) -> tuple[float, float]:
-    """``'80ms'`` → (0.08, 0.08); ``'50-200ms'`` → (0.05, 0.2)."""
+    """``'80ms'`` → (0.08, 0.08); ``'50-200ms'`` → (0.05, 0.2); a bare number is milliseconds.
+
+    Only ``ms`` and ``s`` are accepted, as the ``--faults`` syntax above says, so ``latency=5m`` is
+    refused rather than read as five minutes."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)(?:\s*-\s*([0-9]*\.?[0-9]+))?\s*(ms|s)?\s*", text)
     if not match:
         raise ValueError(f"fault latency={text}: use e.g. 80ms or 50-200ms")
-    unit = match[3] or "ms"
-    low = parse_duration(match[1] + unit)
-    high = parse_duration(match[2] + unit) if match[2] else low
+    unit = match[3] or "ms"  # one unit for both ends of a range
+    low = units.parse_duration(match[1], bare_unit=unit)
+    high = units.parse_duration(match[2], bare_unit=unit) if match[2] else low
     if high < low:
         raise ValueError(f"fault latency={text}: the range is reversed")
     return (low, high)

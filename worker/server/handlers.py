@@ -11,62 +11,27 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import re
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from email.utils import formatdate, parsedate_to_datetime
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
 from aiohttp import web
 
+from ..oss.score_contract import PROCESS_PARAMETER, SCORE_PROCESS, build_score_answer
 from . import xmlbody
+from .call import BucketOperations, Call, Handler, write_body
 from .errors import OSSError
 from .listing import ListPage, decode_token, list_page, parse_max_keys
-from .process import MAX_SCORE_BYTES, SCORE, parse_process
-from .scoring import Scorer
+from .oss_process import MAX_SCORE_BYTES, parse_process
+from .scoring_pool import Scorer
 from .storage import LocalStore, ObjectMeta
 
-if TYPE_CHECKING:
-    from .synthetic import SyntheticOperations
-
-__all__ = ["Call", "Operations", "write_body"]
+__all__ = ["Operations"]
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _MAX_DELETE_KEYS = 1000
-
-
-@dataclass
-class Call:
-    """Everything an operation needs to know about the request in front of it."""
-
-    request: web.Request
-    request_id: str
-    bucket: str | None
-    key: str | None
-    query: dict[str, str] = field(default_factory=dict)
-    #: Set by fault injection (slow bodies): response bytes per second, None for full speed.
-    body_rate_bps: int | None = None
-    #: ``time.perf_counter()`` when the server took the request: fixed-latency scoring answers
-    #: relative to it, so the configured latency is the whole service time, as a client sees it.
-    received: float = field(default_factory=time.perf_counter)
-
-    def header(self, name: str, default: str = "") -> str:
-        return self.request.headers.get(name, default).strip()
-
-
-async def write_body(response: web.StreamResponse, data: bytes, rate_bps: int | None) -> None:
-    """Write ``data``; at most ``rate_bps`` bytes per second when a slow body is injected."""
-    if not rate_bps:
-        await response.write(data)
-        return
-    step = max(1, rate_bps // 10)
-    for offset in range(0, len(data), step):
-        await response.write(data[offset:offset + step])
-        await asyncio.sleep(0.1)
 
 
 def _object_headers(meta: ObjectMeta) -> dict[str, str]:
@@ -138,14 +103,14 @@ class Operations:
     """The OSS operations the embedded server implements, bound to one store and one scorer."""
 
     def __init__(self, store: LocalStore, scorer: Scorer, region: str,
-                 synthetic: Mapping[str, SyntheticOperations] | None = None) -> None:
+                 synthetic: Mapping[str, BucketOperations] | None = None) -> None:
         self.store = store
         self.scorer = scorer
         self.region = region
         #: Bucket name → the operations of a synthetic bucket (:mod:`worker.server.synthetic`).
         self.synthetic = dict(synthetic or {})
 
-    def pick(self, call: Call) -> Callable[[Call], Awaitable[web.StreamResponse]]:
+    def pick(self, call: Call) -> Handler:
         """Route by method, addressing level and sub-resource (the OSS API's own dispatch)."""
         if call.bucket in self.synthetic:
             return self.synthetic[call.bucket].pick(call)
@@ -168,9 +133,9 @@ class Operations:
             if method == "POST" and "delete" in q:
                 return self.delete_multiple
         else:
-            if method == "GET" and "x-oss-process" in q:
+            if method == "GET" and PROCESS_PARAMETER in q:
                 return self.process_object
-            if method == "POST" and "x-oss-process" in q:
+            if method == "POST" and PROCESS_PARAMETER in q:
                 return self.process_object_post
             if method == "GET" and not set(q) - _GET_OBJECT_PARAMS:
                 return self.get_object
@@ -351,27 +316,25 @@ class Operations:
         return web.Response(status=204)
 
     async def process_object(self, call: Call) -> web.StreamResponse:
-        return await self._score(call, call.query["x-oss-process"])
+        return await self._score(call, call.query[PROCESS_PARAMETER])
 
     async def process_object_post(self, call: Call) -> web.StreamResponse:
-        """ProcessObject: POST with a form body ``x-oss-process=image/score`` (SPEC.md §6.1)."""
+        """ProcessObject: POST with a form body ``x-oss-process=image/score``, the form OSS takes
+        for processing with ``sys/saveas`` (https://help.aliyun.com/en/oss/user-guide/sys-or-saveas)."""
         form = dict(parse_qsl((await call.request.read()).decode("utf-8", "replace"), keep_blank_values=True))
-        if "x-oss-process" not in form:
+        if PROCESS_PARAMETER not in form:
             raise OSSError(400, "MissingArgument", "The x-oss-process form field is missing.")
-        return await self._score(call, form["x-oss-process"])
+        return await self._score(call, form[PROCESS_PARAMETER])
 
     async def _score(self, call: Call, process: str) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
-        if parse_process(process) != SCORE:  # pragma: no cover - parse_process raises otherwise
+        if parse_process(process) != SCORE_PROCESS:  # pragma: no cover - parse_process raises otherwise
             raise AssertionError(process)
         async with self.scorer.slot():
             data = await self._image_bytes(call.bucket, call.key)
             result = await self.scorer.score(data, received=call.received)
-        image_score: dict[str, float] = {"OverallQualityScore": round(result.overall, 3)}
-        for name, value in result.dimensions.items():
-            image_score[_dimension_field(name)] = round(value, 3)
-        body = json.dumps({"ImageScore": image_score, "RequestId": call.request_id}, separators=(",", ":"))
-        return web.Response(body=body.encode("utf-8"), status=200,
+        body = build_score_answer(result.overall, result.dimensions, call.request_id)
+        return web.Response(body=body, status=200,
                             headers={"Content-Type": "application/json;charset=utf-8",
                                      "x-oss-process-status": "OK"})
 
@@ -389,11 +352,6 @@ _GET_OBJECT_PARAMS = frozenset({
     "response-content-type", "response-content-language", "response-expires",
     "response-cache-control", "response-content-disposition", "response-content-encoding",
 })
-
-
-def _dimension_field(name: str) -> str:
-    """``noise`` → ``NoiseScore``: the legacy IMM GetImageQuality naming (SPEC.md §6.3)."""
-    return "".join(part.capitalize() for part in name.split("_")) + "Score"
 
 
 def _content_md5(value: str) -> bytes | None:

@@ -16,7 +16,9 @@ __all__ = ["RESERVED_DIR", "MAX_KEY_BYTES", "validate_key", "validate_bucket_nam
 
 #: The store keeps metadata and temporary files here, inside each bucket directory.
 RESERVED_DIR = ".picscore"
-#: OSS limit (SPEC.md §4.2).
+#: OSS limit: keys are 1 to 1023 bytes of UTF-8 and do not start with ``/`` or ``\``
+#: (OSS documentation, "Object naming conventions":
+#: https://www.alibabacloud.com/help/en/oss/user-guide/object-naming-conventions).
 MAX_KEY_BYTES = 1023
 #: Most local file systems refuse longer names; say so instead of failing with EIO later.
 MAX_SEGMENT_BYTES = 255
@@ -57,7 +59,9 @@ def validate_key(key: str) -> None:
 
 
 def validate_bucket_name(name: str) -> None:
-    """OSS bucket names: 3 to 63 of ``[a-z0-9-]``, starting and ending with a letter or digit."""
+    """OSS bucket names: 3 to 63 of ``[a-z0-9-]``, starting and ending with a letter or digit
+    (OSS documentation, "Bucket naming conventions":
+    https://www.alibabacloud.com/help/en/oss/user-guide/bucket-naming-conventions)."""
     if not _BUCKET_RE.fullmatch(name):
         raise OSSError(400, "InvalidBucketName", "The specified bucket is not valid.",
                        "0015-00000001", {"BucketName": name[:100]})

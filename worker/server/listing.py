@@ -3,7 +3,8 @@
 OSS semantics kept here (and tested against the SDK paginators): keys in UTF-8 byte order;
 ``max-keys`` counts keys *and* common prefixes together (1..1000, default 100); V1 pages with
 ``marker``/``NextMarker`` (``NextMarker`` only when a delimiter is given on S3 — OSS always sends
-it when truncated); V2 pages with an opaque ``continuation-token`` and accepts ``start-after``.
+it when truncated); V2 pages with an opaque ``continuation-token`` and accepts ``start-after``
+(OSS documentation, "ListObjectsV2": https://help.aliyun.com/en/oss/developer-reference/listobjectsv2).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import binascii
 from dataclasses import dataclass, field
 
 from .errors import OSSError
-from .storage import LocalStore, ObjectMeta, SkipCursor
+from .key_walk import SkipCursor
+from .storage import LocalStore, ObjectMeta
 
 __all__ = ["ListPage", "list_page", "parse_max_keys", "encode_token", "decode_token"]
 

@@ -1,4 +1,11 @@
-"""OSS Signature V1 (HMAC-SHA1), header and presigned-URL forms (SPEC.md §3).
+"""OSS Signature V1 (HMAC-SHA1), header and presigned-URL forms.
+
+OSS documents both: "Include a V1 signature in the Authorization header",
+https://www.alibabacloud.com/help/en/oss/developer-reference/include-signatures-in-the-authorization-header,
+and "Include a V1 signature in a URL", https://help.aliyun.com/en/oss/developer-reference/ddd-signatures-to-urls.
+The SDK implementations are ``oss2/auth.py`` (github.com/aliyun/aliyun-oss-python-sdk),
+``alibabacloud_oss_v2/signer/v1.py`` (github.com/aliyun/alibabacloud-oss-python-sdk-v2) and
+``lib/common/signUtils.js`` (github.com/ali-sdk/ali-oss).
 
 Still the default of ``oss2.Auth`` and of ``ali-oss`` without ``authorizationV4``. Like
 :mod:`worker.server.sigv4` this module only parses claims and rebuilds strings to sign;
@@ -28,12 +35,13 @@ __all__ = [
     "claim_from_query",
 ]
 
-#: ``SignatureDoesNotMatch`` EC for V1 (DOC 0002-00000040, SPEC.md §5.2).
+#: The EC OSS sends with ``SignatureDoesNotMatch`` for a V1 signature.
 MISMATCH_EC = "0002-00000040"
-#: The presigned-URL parameters that carry the signature itself, not the operation (§3.3).
+#: The presigned-URL parameters that carry the signature itself, not the operation.
 PRESIGN_PARAMS = frozenset({"OSSAccessKeyId", "Expires", "Signature", "security-token"})
 
-#: The only query parameters V1 signs (§3.2): the names of ``oss2.auth.Auth._subresource_key_set``
+#: The only query parameters V1 signs (the sub-resources of the canonical resource): the names of
+#: ``oss2.auth.Auth._subresource_key_set``
 #: (oss2 2.19.1). Anything else may be added to a V1 URL without breaking its signature.
 SUBRESOURCES = frozenset({
     "response-content-type", "response-content-language", "response-cache-control",
@@ -93,8 +101,8 @@ class V1Claim:
         """Every string to sign the client may have used for ``address``, most likely first.
 
         With ``x-oss-process`` present the second form leaves it out of the resource:
-        ``oss2`` and ``ali-oss`` sign it, ``alibabacloud-oss-v2`` does not (§3.2 trap, REC:
-        accept either, as OSS does).
+        ``oss2`` and ``ali-oss`` sign it, ``alibabacloud-oss-v2`` does not (its ``v1.py``
+        leaves it out of the sub-resources); OSS accepts either, so the server does too.
         """
         head = "\n".join([
             method.upper(),
@@ -108,13 +116,13 @@ class V1Claim:
             yield head + canonical_resource(address, [p for p in params if p.name != _PROCESS])
 
     def sign(self, secret: str, string_to_sign: str) -> str:
-        """Base64 HMAC-SHA1 of ``string_to_sign`` under the secret (§3.1)."""
+        """Base64 HMAC-SHA1 of ``string_to_sign`` under the secret."""
         digest = hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1)
         return base64.b64encode(digest.digest()).decode("ascii")
 
 
 def claim_from_headers(headers: Mapping[str, str]) -> V1Claim:
-    """Parse ``Authorization: OSS <AccessKeyId>:<Signature>``, split at the last ``:`` (§3.1).
+    """Parse ``Authorization: OSS <AccessKeyId>:<Signature>``, split at the last ``:``.
 
     The Date line is ``x-oss-date`` when present (``ali-oss`` sends only that, in RFC 1123
     form), otherwise ``Date``; it must parse, because the skew check needs it.
@@ -128,7 +136,7 @@ def claim_from_headers(headers: Mapping[str, str]) -> V1Claim:
 
 
 def claim_from_query(params: Sequence[QueryParam]) -> V1Claim:
-    """Parse ``OSSAccessKeyId``, ``Expires`` (absolute Unix seconds) and ``Signature`` (§3.3)."""
+    """Parse ``OSSAccessKeyId``, ``Expires`` (absolute Unix seconds) and ``Signature``."""
     access_key_id, expires, signature = (
         _single(params, name) for name in ("OSSAccessKeyId", "Expires", "Signature")
     )
@@ -138,7 +146,7 @@ def claim_from_query(params: Sequence[QueryParam]) -> V1Claim:
 
 
 def canonical_oss_headers(headers: Mapping[str, str]) -> str:
-    """``name:value\\n`` for every ``x-oss-*`` header, lower-cased, trimmed, sorted (§3.2)."""
+    """``name:value\\n`` for every ``x-oss-*`` header, lower-cased, trimmed, sorted."""
     signed: dict[str, list[str]] = {}
     for name, value in headers.items():
         if name.lower().startswith("x-oss-"):
@@ -148,7 +156,7 @@ def canonical_oss_headers(headers: Mapping[str, str]) -> str:
 
 def canonical_resource(address: Address, params: Iterable[QueryParam]) -> str:
     """``/bucket/key`` with the *decoded, unencoded* key, then ``?`` and the whitelisted
-    sub-resources sorted by name, ``name=value`` or bare ``name`` when empty (§3.2)."""
+    sub-resources sorted by name, ``name=value`` or bare ``name`` when empty."""
     if address.bucket is None:
         resource = "/"
     else:

@@ -1,10 +1,17 @@
-"""OSS Signature V4 (``OSS4-HMAC-SHA256``), header and presigned-URL forms (SPEC.md §2).
+"""OSS Signature V4 (``OSS4-HMAC-SHA256``), header and presigned-URL forms.
+
+OSS documents both: "Include a V4 signature in the header (recommended)",
+https://www.alibabacloud.com/help/en/oss/developer-reference/recommend-to-use-signature-version-4,
+and "V4 signatures in presigned URLs", https://help.aliyun.com/en/oss/developer-reference/add-signatures-to-urls.
+The SDK implementations are ``alibabacloud_oss_v2/signer/v4.py``
+(github.com/aliyun/alibabacloud-oss-python-sdk-v2), ``oss2/auth.py`` (``ProviderAuthV4``,
+github.com/aliyun/aliyun-oss-python-sdk) and ``lib/common/signUtils.js`` (github.com/ali-sdk/ali-oss).
 
 Two halves, both pure: *parsing* turns the ``Authorization`` header or the presigned query into
 a :class:`V4Claim` (who claims to have signed what, when), rejecting malformed input with
 ``400 InvalidArgument``; *rebuilding* recomputes the string to sign from the decoded request,
 never from wire bytes, because the SDKs encode paths differently but sign the same canonical
-form (§2.3). Deciding whether a claim is fresh and whether its signature matches is left to
+form. Deciding whether a claim is fresh and whether its signature matches is left to
 :mod:`worker.server.auth`, which applies one policy to V1 and V4 alike.
 """
 
@@ -39,14 +46,15 @@ __all__ = [
 
 ALGORITHM = "OSS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
-#: ``SignatureDoesNotMatch`` EC for V4 (DOC 0002-00000201, SPEC.md §5.2).
+#: The EC OSS sends with ``SignatureDoesNotMatch`` for a V4 signature
+#: (https://help.aliyun.com/en/oss/user-guide/0002-00000201).
 MISMATCH_EC = "0002-00000201"
-#: The presigned-URL parameters that carry the signature itself, not the operation (§2.7).
+#: The presigned-URL parameters that carry the signature itself, not the operation.
 PRESIGN_PARAMS = frozenset({
     "x-oss-signature-version", "x-oss-credential", "x-oss-date", "x-oss-expires",
     "x-oss-additional-headers", "x-oss-security-token", "x-oss-signature",
 })
-#: OSS allows presigned V4 URLs to live 1 s to 7 days (DOC 0002-00000232).
+#: OSS allows presigned V4 URLs to live 1 s to 7 days (``x-oss-expires`` 1..604800).
 MAX_EXPIRES_S = 604800
 
 _PRODUCTS = frozenset({"oss", "oss-cloudbox"})  # CloudBox puts its id in the region field
@@ -61,7 +69,7 @@ _HEADER_FIELDS = frozenset({"Credential", "AdditionalHeaders", "Signature"})
 
 @dataclass(frozen=True)
 class Scope:
-    """``<yyyymmdd>/<region>/<product>/aliyun_v4_request``; the region may be empty (§2.1)."""
+    """``<yyyymmdd>/<region>/<product>/aliyun_v4_request``; the region may be empty."""
 
     date: str
     region: str
@@ -76,7 +84,7 @@ class V4Claim:
     """What a V4-signed request says about itself, before anything is verified.
 
     ``signed_at`` is ``timestamp`` as Unix seconds; ``expires_at`` is set for presigned URLs
-    only (``x-oss-date + x-oss-expires``, §2.7).
+    only (``x-oss-date + x-oss-expires``).
     """
 
     scheme: str  # "v4" or "v4-presigned"
@@ -106,7 +114,9 @@ class V4Claim:
         """Every string to sign the client may have used for ``address``, most likely first.
 
         The second form writes empty parameters that arrived as ``name=`` with their ``=``,
-        as ``ali-oss`` signs a generic empty parameter (§2.3 step 3, REC: retry once).
+        as ``ali-oss`` signs a generic empty parameter (``getCanonicalRequest`` in its
+        ``lib/common/signUtils.js`` stringifies an empty string as ``name=``); one retry in that
+        form is enough.
         """
         if self.scheme == "v4-presigned":
             params = [p for p in params if p.name != "x-oss-signature"]
@@ -123,7 +133,7 @@ class V4Claim:
             yield string_to_sign(self.timestamp, self.scope, canonical)
 
     def sign(self, secret: str, string_to_sign: str) -> str:
-        """Lower-case hex HMAC-SHA256 of ``string_to_sign`` under the scope's key (§2.5)."""
+        """Lower-case hex HMAC-SHA256 of ``string_to_sign`` under the scope's key."""
         key = signing_key(secret, self.scope)
         return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
@@ -131,7 +141,7 @@ class V4Claim:
 # -- parsing -------------------------------------------------------------------------------
 
 def claim_from_headers(headers: Mapping[str, str]) -> V4Claim:
-    """Parse ``Authorization: OSS4-HMAC-SHA256 …`` plus ``x-oss-date`` (§2.1, §2.2).
+    """Parse ``Authorization: OSS4-HMAC-SHA256 …`` plus ``x-oss-date``.
 
     Fields are parsed order-independently: ``oss2`` writes ``, `` and puts AdditionalHeaders
     last, the other SDKs write ``,`` and put it between Credential and Signature.
@@ -157,7 +167,7 @@ def claim_from_headers(headers: Mapping[str, str]) -> V4Claim:
 
 
 def claim_from_query(params: Sequence[QueryParam]) -> V4Claim:
-    """Parse the ``x-oss-*`` parameters of a presigned V4 URL (§2.7).
+    """Parse the ``x-oss-*`` parameters of a presigned V4 URL.
 
     ``x-oss-expires`` is relative seconds in every SDK, limited to 1..604800.
     """
@@ -203,7 +213,7 @@ def _header_fields(text: str) -> dict[str, str]:
 
 
 def _parse_credential(credential: str) -> tuple[str, Scope]:
-    """``AK/date/region/product/aliyun_v4_request``, split from the right (§2.1)."""
+    """``AK/date/region/product/aliyun_v4_request``, split from the right."""
     parts = credential.rsplit("/", 4)
     if len(parts) != 5 or not parts[0]:
         raise _malformed("Credential must be AK/date/region/product/aliyun_v4_request")
@@ -214,7 +224,7 @@ def _parse_credential(credential: str) -> tuple[str, Scope]:
 
 
 def _parse_timestamp(timestamp: str, scope: Scope, where: str) -> float:
-    """``yyyymmddTHHMMSSZ`` as Unix seconds; its date must be the scope's date (§2.6)."""
+    """``yyyymmddTHHMMSSZ`` as Unix seconds; its date must be the scope's date."""
     if not _TIMESTAMP.fullmatch(timestamp):
         raise _malformed(f"{where} must be an ISO 8601 basic UTC time such as 20261126T130316Z")
     if timestamp[:8] != scope.date:
@@ -228,14 +238,14 @@ def _parse_timestamp(timestamp: str, scope: Scope, where: str) -> float:
 
 def _parse_additional(value: str) -> tuple[str, ...]:
     """Lower-cased and *fully* sorted: ``oss2`` emits the list sorted by first letter only
-    but signs it fully sorted (§2.1)."""
+    but signs it fully sorted."""
     return tuple(sorted({name.strip().lower() for name in value.split(";") if name.strip()}))
 
 
 def _parse_payload_hash(value: str | None) -> str:
     """``x-oss-content-sha256``: ``UNSIGNED-PAYLOAD`` (what every SDK sends) or a hex digest.
 
-    Absent means ``UNSIGNED-PAYLOAD`` (§2.3 step 6). A hex digest is signed like any other
+    Absent means ``UNSIGNED-PAYLOAD``. A hex digest is signed like any other
     value; comparing it with the body is the upload handler's business.
     """
     if value is None:
@@ -260,10 +270,10 @@ def _malformed(why: str) -> OSSError:
     return OSSError.invalid_argument(f"Malformed OSS4-HMAC-SHA256 signature: {why}.")
 
 
-# -- rebuilding (§2.3–§2.5) ----------------------------------------------------------------
+# -- rebuilding: canonical request, string to sign, signing key -----------------------------
 
 def canonical_uri(bucket: str | None, key: str | None) -> str:
-    """``/bucket/key`` URI-encoded with ``/`` kept, whatever the addressing style (§2.3 step 2).
+    """``/bucket/key`` URI-encoded with ``/`` kept, whatever the addressing style.
 
     ``/`` for a service-level request, ``/bucket/`` for a bucket-level one.
     """
@@ -273,7 +283,7 @@ def canonical_uri(bucket: str | None, key: str | None) -> str:
 
 
 def canonical_query(params: Iterable[QueryParam], *, keep_equals: bool = False) -> str:
-    """All parameters, re-encoded (``/`` too), sorted, joined with ``&`` (§2.3 step 3).
+    """All parameters, re-encoded (``/`` too), sorted, joined with ``&``.
 
     An empty value is written as the bare name, unless ``keep_equals`` is set and the wire
     form had ``name=`` (the ``ali-oss`` retry).
@@ -288,7 +298,7 @@ def canonical_query(params: Iterable[QueryParam], *, keep_equals: bool = False) 
 
 def canonical_headers(headers: Mapping[str, str], additional: Collection[str] = ()) -> str:
     """``name:value\\n`` for every ``x-oss-*``, ``content-type``, ``content-md5`` and listed
-    additional header, lower-cased, trimmed and sorted; repeats joined with ``,`` (§2.3 step 4).
+    additional header, lower-cased, trimmed and sorted; repeats joined with ``,``.
     """
     signed: dict[str, list[str]] = {}
     for name, value in headers.items():
@@ -306,19 +316,19 @@ def canonical_request(
     additional: Sequence[str],
     payload_hash: str,
 ) -> str:
-    """The six parts of §2.3 joined with ``\\n`` (``headers`` already ends in ``\\n``)."""
+    """The six parts of the canonical request joined with ``\\n`` (``headers`` already ends in
+    ``\\n``): method, URI, query, headers, additional header names, payload hash."""
     return "\n".join([method.upper(), uri, query, headers, ";".join(additional), payload_hash])
 
 
 def string_to_sign(timestamp: str, scope: Scope, canonical: str) -> str:
-    """``OSS4-HMAC-SHA256\\n<x-oss-date>\\n<scope>\\n<hex sha256(canonical)>`` (§2.4)."""
+    """``OSS4-HMAC-SHA256\\n<x-oss-date>\\n<scope>\\n<hex sha256(canonical)>``."""
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     return f"{ALGORITHM}\n{timestamp}\n{scope}\n{digest}"
 
 
 def signing_key(secret: str, scope: Scope) -> bytes:
-    """The HMAC-SHA256 chain ``aliyun_v4<secret>`` → date → region → product → terminator
-    (§2.5)."""
+    """The HMAC-SHA256 chain ``aliyun_v4<secret>`` → date → region → product → terminator."""
     key = ("aliyun_v4" + secret).encode("utf-8")
     for part in (scope.date, scope.region, scope.product, _TERMINATOR):
         key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()

@@ -26,6 +26,9 @@ it resolves to a regular file inside the bucket and outside ``.picscore`` — a 
 out of the bucket is neither listed nor readable, and no PUT or DELETE goes through it (409 /
 no-op). Links to directories are not descended by listings (they could form cycles), and
 names OSS cannot have as keys (control characters, not UTF-8) are not listed.
+
+Listing — the keys of a directory tree in OSS order — is the job of
+:mod:`worker.server.key_walk`; this module stores, reads and deletes objects.
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ import stat
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,14 +50,12 @@ from typing import BinaryIO
 
 from .checksums import ObjectDigest
 from .errors import OSSError
+from .key_walk import KeyWalker, SkipCursor, resolve_inside
 from .keys import RESERVED_DIR, validate_bucket_name, validate_key
 
-__all__ = ["ObjectMeta", "ObjectHandle", "PendingWrite", "LocalStore", "SkipCursor"]
+__all__ = ["ObjectMeta", "ObjectHandle", "PendingWrite", "LocalStore"]
 
 _CHUNK = 1 << 20
-#: Directory listings are cached by mtime only once the mtime is this old: on file systems
-#: with coarse timestamps a second change in the same tick would leave the mtime unchanged.
-_RACY_MTIME_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -116,16 +116,6 @@ class ObjectHandle:
         self.close()
 
 
-class SkipCursor:
-    """Lets a listing tell the key walker to skip everything under a common prefix it emitted."""
-
-    def __init__(self) -> None:
-        self.skip_prefix: str | None = None
-
-    def skips(self, key_or_dir: str) -> bool:
-        return self.skip_prefix is not None and key_or_dir.startswith(self.skip_prefix)
-
-
 def _conflict(key: str, why: str) -> OSSError:
     return OSSError(409, "FileAlreadyExists", f"The local store cannot hold this key: {why}.",
                     None, {"Key": key[:200]})
@@ -177,9 +167,8 @@ class LocalStore:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise FileNotFoundError(f"storage root {self.root} is not a directory")
-        self._dir_cache: OrderedDict[str, tuple[int, list[tuple[str, bool]]]] = OrderedDict()
-        self._dir_cache_size = dir_cache_size
-        self._cache_lock = threading.Lock()
+        #: The listing side: keys in OSS order, directory listings cached by mtime.
+        self._walker = KeyWalker(self.root, self._is_marker, dir_cache_size)
         #: Serialises changes to the directory tree (publish, delete + pruning of empty parents).
         self._tree_lock = threading.Lock()
 
@@ -234,9 +223,13 @@ class LocalStore:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         return self.root / bucket / RESERVED_DIR / "meta" / digest[:2] / f"{digest}.json"
 
+    def _is_marker(self, bucket: str, key: str) -> bool:
+        """Whether ``key`` (ending in ``/``) has been PUT as a directory marker object."""
+        return self._meta_path(bucket, key).is_file()
+
     def _inside(self, bucket: str, path: Path) -> str | None:
         """``path`` with every link resolved, or None if that leaves the bucket or enters ``.picscore``."""
-        return _resolve_inside(os.path.realpath(self.root / bucket), path)
+        return resolve_inside(os.path.realpath(self.root / bucket), path)
 
     def begin_put(self, bucket: str, key: str) -> PendingWrite:
         data_path = self._data_path(bucket, key)
@@ -289,7 +282,7 @@ class LocalStore:
 
     def _exists(self, bucket: str, key: str, data_path: Path) -> bool:
         if key.endswith("/"):
-            return self._meta_path(bucket, key).is_file()
+            return self._is_marker(bucket, key)
         return data_path.is_file()
 
     def _write_meta(self, bucket: str, key: str, meta: ObjectMeta) -> None:
@@ -387,7 +380,7 @@ class LocalStore:
         bucket_path = self.root / bucket
         while directory != bucket_path and bucket_path in directory.parents:
             marker = directory.relative_to(bucket_path).as_posix() + "/"
-            if self._meta_path(bucket, marker).is_file():
+            if self._is_marker(bucket, marker):
                 return  # a directory marker keeps its directory
             try:
                 directory.rmdir()
@@ -400,115 +393,15 @@ class LocalStore:
                   cursor: SkipCursor | None = None) -> Iterator[str]:
         """Keys of ``bucket`` in OSS order (UTF-8 byte order) that start with ``prefix`` and sort after ``start_after``.
 
-        Walks the tree lazily and prunes whole directories that lie before ``start_after``,
-        outside ``prefix``, or under the cursor's skipped common prefix, so a page costs
-        about the page, not the bucket.
+        Lazy, and pruned so that a page costs about the page, not the bucket
+        (:mod:`worker.server.key_walk`). ``404 NoSuchBucket`` at once, not on first use.
         """
-        bucket_path = self.require_bucket(bucket)
-        bucket_real = os.path.realpath(bucket_path)
-        base = prefix[: prefix.rfind("/") + 1]
-        if base and not _is_key(base):
-            return iter(())  # no key can start with it (and it must not reach os.path)
-        start = bucket_path / base if base else bucket_path
-        if base and os.path.realpath(start) != os.path.join(bucket_real, base[:-1]):
-            return iter(())  # behind a link: the full walk would not descend there either
-        return self._walk_from(bucket, start, bucket_real, base, prefix, start_after,
-                               cursor or SkipCursor())
-
-    def _walk_from(self, bucket: str, start: Path, bucket_real: str, base: str, prefix: str,
-                   start_after: str, cursor: SkipCursor) -> Iterator[str]:
-        if (base and base == prefix and base > start_after and not cursor.skips(base)
-                and self._meta_path(bucket, base).is_file() and start.is_dir()):
-            yield base  # the prefix names a directory marker: it is listed too
-        yield from self._walk(bucket, start, bucket_real, base, prefix, start_after, cursor)
-
-    def _walk(self, bucket: str, dir_path: Path, bucket_real: str, key_base: str, prefix: str,
-              start_after: str, cursor: SkipCursor) -> Iterator[str]:
-        for name, is_dir in self._sorted_entries(dir_path, not key_base, bucket_real):
-            key = key_base + name + ("/" if is_dir else "")
-            if key > prefix and not key.startswith(prefix) and not prefix.startswith(key):
-                return  # sorted: everything after is past the prefix too
-            if cursor.skips(key):
-                continue
-            if not is_dir:
-                if key > start_after and key.startswith(prefix) and _is_key(key):
-                    yield key
-                continue
-            if start_after >= key and not start_after.startswith(key):
-                continue  # the whole subtree sorts before start_after
-            if (key > start_after and key.startswith(prefix) and _is_key(key)
-                    and self._meta_path(bucket, key).is_file()):
-                yield key  # directory marker object, sorts before its children
-            yield from self._walk(bucket, dir_path / name, bucket_real, key, prefix, start_after, cursor)
-
-    def _sorted_entries(self, dir_path: Path, top: bool, bucket_real: str) -> list[tuple[str, bool]]:
-        """A directory's entries in key order (a directory sorts as ``name/``), cached by mtime.
-
-        Only what can be an object: directories (not links to them), regular files, and links
-        to regular files inside the bucket.
-        """
-        try:
-            mtime = dir_path.stat().st_mtime_ns
-        except OSError:
-            return []
-        cache_key = str(dir_path)
-        with self._cache_lock:
-            hit = self._dir_cache.get(cache_key)
-            if hit is not None and hit[0] == mtime:
-                self._dir_cache.move_to_end(cache_key)
-                return hit[1]
-        entries = []
-        try:  # the directory may be pruned by a concurrent DELETE between stat and scan
-            with os.scandir(dir_path) as it:
-                for entry in it:
-                    if top and entry.name == RESERVED_DIR:
-                        continue
-                    if not _is_listable_name(entry.name):
-                        continue
-                    try:
-                        if entry.is_symlink():
-                            if (entry.is_dir() or not entry.is_file()
-                                    or _resolve_inside(bucket_real, entry.path) is None):
-                                continue
-                            is_dir = False
-                        elif entry.is_dir(follow_symlinks=False):
-                            is_dir = True
-                        elif entry.is_file(follow_symlinks=False):
-                            is_dir = False
-                        else:
-                            continue  # FIFO, socket, device
-                    except OSError:
-                        continue
-                    entries.append((entry.name, is_dir))
-        except OSError:
-            return []
-        entries.sort(key=lambda e: e[0] + "/" if e[1] else e[0])
-        if time.time_ns() - mtime > _RACY_MTIME_NS:
-            with self._cache_lock:
-                self._dir_cache[cache_key] = (mtime, entries)
-                while len(self._dir_cache) > self._dir_cache_size:
-                    self._dir_cache.popitem(last=False)
-        return entries
+        self.require_bucket(bucket)
+        return self._walker.keys(bucket, prefix, start_after, cursor)
 
     def _invalidate(self, dir_path: Path) -> None:
         """Forget cached listings of a directory we changed and of its ancestors (new subdirs)."""
-        with self._cache_lock:
-            path = dir_path
-            while path != self.root and self.root in path.parents:
-                self._dir_cache.pop(str(path), None)
-                path = path.parent
-
-
-
-def _resolve_inside(bucket_real: str, path: str | Path) -> str | None:
-    """``path`` with every link resolved, or None if that leaves ``bucket_real`` or enters ``.picscore``."""
-    real = os.path.realpath(path)
-    if real != bucket_real and not real.startswith(bucket_real + os.sep):
-        return None
-    reserved = os.path.join(bucket_real, RESERVED_DIR)
-    if real == reserved or real.startswith(reserved + os.sep):
-        return None
-    return real
+        self._walker.invalidate(dir_path)
 
 
 def _exists_not_dir(path: Path) -> bool:
@@ -517,22 +410,6 @@ def _exists_not_dir(path: Path) -> bool:
         return not stat.S_ISDIR(os.stat(path).st_mode)
     except (FileNotFoundError, NotADirectoryError):
         return False
-
-
-def _is_key(key: str) -> bool:
-    try:
-        validate_key(key)
-    except OSSError:
-        return False
-    return True
-
-
-def _is_listable_name(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # not UTF-8 on disk: cannot be an OSS key
-        return False
-    return not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
 
 
 def _guess_type(key: str) -> str:

@@ -34,17 +34,19 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from ..oss.score_contract import PROCESS_PARAMETER
 from . import xmlbody
+from .call import Call, Handler
 from .errors import OSSError
-from .handlers import Call, Operations
+from .handlers import Operations
 from .keys import validate_bucket_name
 from .listing import ListPage, _common_prefix
-from .scoring import FixedLatencyScorer, Scorer
+from .scoring_pool import FixedLatencyScorer, Scorer
 from .storage import ObjectMeta
 
 __all__ = ["SyntheticBucket", "SyntheticOperations", "parse_synthetic_spec", "synthetic_operations",
@@ -170,9 +172,9 @@ class SyntheticOperations(Operations):
         self.bucket = bucket
         self.created = float(LAST_MODIFIED)
 
-    def pick(self, call: Call) -> Callable[[Call], Awaitable[web.StreamResponse]]:
+    def pick(self, call: Call) -> Handler:
         method = call.request.method
-        if method in ("PUT", "DELETE") or (method == "POST" and "x-oss-process" not in call.query):
+        if method in ("PUT", "DELETE") or (method == "POST" and PROCESS_PARAMETER not in call.query):
             return self.read_only
         return super().pick(call)
 

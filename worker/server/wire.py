@@ -21,9 +21,10 @@ __all__ = ["QueryParam", "WireRequest", "decode_path", "parse_query", "parse_que
 class WireRequest:
     """A request exactly as it arrived on the socket.
 
-    ``raw_path`` and ``raw_query`` are still percent-encoded (never reuse them for signing:
-    SPEC.md §2.3 — decode, then re-encode). ``headers`` must be case-insensitive
-    (``multidict.CIMultiDict`` or equivalent) and may hold repeated names.
+    ``raw_path`` and ``raw_query`` are still percent-encoded. Never reuse them for signing: the
+    SDKs percent-encode differently, so the verifier decodes and re-encodes canonically.
+    ``headers`` must be case-insensitive (``multidict.CIMultiDict`` or equivalent) and may hold
+    repeated names.
     """
 
     method: str
@@ -45,7 +46,7 @@ class QueryParam(NamedTuple):
 
     ``has_equals`` separates ``?acl`` from ``?acl=``. Both decode to an empty value, and OSS V4
     signs both as the bare name, except that ``ali-oss`` signs a generic empty parameter as
-    ``name=`` (SPEC.md §2.3 step 3). The verifier needs the flag to retry that form.
+    ``name=``. The verifier needs the flag to retry that form.
     """
 
     name: str
@@ -54,7 +55,7 @@ class QueryParam(NamedTuple):
 
 
 def parse_query_params(raw_query: str) -> list[QueryParam]:
-    """Form-decode a raw query string, in wire order (SPEC.md §1.2).
+    """Form-decode a raw query string, in wire order.
 
     Split on ``&``, then at the first ``=``. ``+`` becomes a space before ``%XX`` is decoded,
     because ``oss2`` (through ``requests``) sends spaces as ``+`` while every client sends a
@@ -70,7 +71,7 @@ def parse_query_params(raw_query: str) -> list[QueryParam]:
 
 
 def parse_query(raw_query: str) -> list[tuple[str, str]]:
-    """The decoded ``(name, value)`` pairs of a raw query string, in wire order (SPEC.md §1.2)."""
+    """The decoded ``(name, value)`` pairs of a raw query string, in wire order."""
     return [(p.name, p.value) for p in parse_query_params(raw_query)]
 
 
@@ -78,10 +79,10 @@ _ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?]*")
 
 
 def decode_path(raw_path: str) -> str:
-    """Percent-decode the request-target path exactly once, as UTF-8 (SPEC.md §1.1).
+    """Percent-decode the request-target path exactly once, as UTF-8.
 
     ``+`` stays a ``+``: form decoding applies to the query only. An absolute-form target
-    (``GET http://host/key``, sent when a client uses us as its HTTP proxy, §1.4) loses its
+    (``GET http://host/key``, sent when a client uses us as its HTTP proxy) loses its
     ``scheme://authority``, and anything from ``?`` on is dropped, so ``aiohttp``'s
     ``raw_path`` (which keeps both) can be passed straight in.
     """

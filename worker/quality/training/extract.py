@@ -1,10 +1,10 @@
 """Extract the model's features from BIQ2021 once, so heads can be fitted and compared quickly.
 
 For every photo of both official splits: backbone features of the whole view at each side in
-``--whole-sides`` and of the ``--crops`` most detailed native crops, the first scorer's
-measures, and the MOS. Written as float16/float32 ``.npy`` files under ``--out``
-(``whole-{side}.npy``, ``crops.npy``, ``measures.npy``, ``mos.npy``); rows follow the CSV order
-(train rows first, then test).
+``--whole-sides`` and of the ``--crops`` most detailed native crops, the measured dimensions
+(:func:`worker.quality.dimensions.measure_all`), and the MOS. Written as float16/float32
+``.npy`` files under ``--out`` (``whole-{side}.npy``, ``crops.npy``, ``measures.npy``,
+``mos.npy``); rows follow the CSV order (train rows first, then test).
 
     python -m worker.quality.training.extract --biq /path/to/BIQ2021 --backbone backbone.onnx --out features/ \
         --whole-sides 320,256 --crops 9
@@ -24,8 +24,8 @@ import numpy as np
 
 from worker.quality.backbone import Backbone
 from worker.quality.decode import decode_scaled
+from worker.quality.dimensions import measure_all
 from worker.quality.head import measure_values
-from worker.quality.scorer import measure_all
 from worker.quality.views import ANALYSIS_SHORT_SIDE, GRID, VIEW_SIDE, model_views, whole_view
 
 SPLITS = {"train": "Train (Images and MOS).csv", "test": "Test (Images and MOS).csv"}

@@ -1,9 +1,9 @@
 """Fine-tune the backbone on BIQ2021 train, end to end, on a GPU (optional; the CPU route stays).
 
 Why: frozen ImageNet features carry *what* is in a photo better than *how well* it was taken;
-the kernel head on them plateaus near SRCC 0.84 however it is tuned. Training every layer on
-people's scores moves the features themselves. This step needs a CUDA GPU (about 7 minutes on
-one H100 for the shipped three-crop layout: 32 epochs); its result is a state dict that
+a head on them plateaus however it is tuned (the model card has the figures). Training every
+layer on people's scores moves the features themselves. This step needs a CUDA GPU (the model
+card records the shipped run's GPU, epochs and time); its result is a state dict that
 :func:`worker.quality.training.backbone.export_onnx` turns into the same ONNX graph the runtime
 already loads, after which the CPU route (extract, fit) runs unchanged.
 
@@ -17,8 +17,8 @@ epoch; the test split is never read.
 ``--layouts`` lists ``crops:seconds`` pairs: the view layout (whole view plus that many crops)
 and the wall-clock budget its training may use; the epoch count is set from the measured step
 time so that each layout finishes inside its budget. ``--whole-side`` trains on a larger whole
-view (the shipped run used 224 px; on the hold-out, the head trained at 224 already reads a
-320 px view better, see the model card); ``make train FINETUNED=...`` reads the side from
+view (the shipped run used 224 px; a head trained at 224 already reads a larger view well,
+see the model card); ``make train FINETUNED=...`` reads the side from
 ``finetune-report.json``. When the whole view and the crops differ in size
 they go through the network in two passes, so batch normalisation sees them apart.
 ``--ema DECAY`` and ``--weight-decay`` are guards against the over-fitting the shipped run showed
@@ -164,8 +164,8 @@ class Recipe:
 
     ``ema``: when set, validation and the saved state use an exponential moving average of the
     weights (batch-norm statistics included) with this decay per step, instead of the weights of
-    the last step: the shipped run's network reached a training MSE of 0.002 while its hold-out
-    SRCC stalled at 0.848, and an average over the last few hundred steps is a cheap guard
+    the last step: the shipped run's training loss kept falling after its hold-out SRCC had
+    stalled (model card), and an average over the last few hundred steps is a cheap guard
     against fitting the last batches. ``weight_decay`` is AdamW's, for the same reason.
     """
 

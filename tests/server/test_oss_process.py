@@ -1,0 +1,81 @@
+"""Which ``x-oss-process`` values the server answers and how it refuses the rest (worker/server/oss_process.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.oss.score_contract import SCORE_PROCESS
+from worker.server.errors import OSSError
+from worker.server.oss_process import MAX_SCORE_BYTES, parse_process
+
+
+@pytest.mark.parametrize("value", ["image/score", " image/score ", "image/score\n"])
+def test_score(value: str) -> None:
+    assert parse_process(value) == SCORE_PROCESS == "image/score"
+
+
+def test_score_size_limit_is_20_mib() -> None:
+    assert MAX_SCORE_BYTES == 20 * 1024 * 1024
+
+
+@pytest.mark.parametrize("value, status, code, ec, message", [
+    ("image/", 400, "InvalidArgument", "0040-00000212", "image/ needs an operation, e.g. image/score."),
+    ("image", 400, "InvalidArgument", "0040-00000212", "image/ needs an operation, e.g. image/score."),
+    ("image/scor", 400, "InvalidArgument", "0040-00000212", "The operation 'scor' is not supported."),
+    ("image/Score", 400, "InvalidArgument", "0040-00000212", "The operation 'Score' is not supported."),
+    ("image/scores", 400, "InvalidArgument", "0040-00000212", "The operation 'scores' is not supported."),
+    ("image/resize,w_100", 400, "NotImplemented", "0040-00000212",
+     "picscore serve implements image/score only, not image/resize."),
+    ("image/resize,w_100/quality,q_90", 400, "NotImplemented", "0040-00000212",
+     "picscore serve implements image/score only, not image/resize."),
+    ("image/info", 400, "NotImplemented", "0040-00000212",
+     "picscore serve implements image/score only, not image/info."),
+    ("image/faces", 400, "NotImplemented", "0040-00000212",
+     "picscore serve implements image/score only, not image/faces."),
+    ("image/bogus/resize,w_1", 400, "NotImplemented", "0040-00000212",
+     "picscore serve implements image/score only, not image/resize."),
+    ("image/resize,w_100/score", 400, "InvalidArgument", "0040-00000203",
+     "image/score takes no parameters and cannot be chained."),
+    ("image/score/resize,w_100", 400, "InvalidArgument", "0040-00000203",
+     "image/score takes no parameters and cannot be chained."),
+    ("image/score,q_1", 400, "InvalidArgument", "0040-00000203",
+     "image/score takes no parameters and cannot be chained."),
+    ("image/score/", 400, "InvalidArgument", "0040-00000203",
+     "image/score takes no parameters and cannot be chained."),
+    ("image/score/score", 400, "InvalidArgument", "0040-00000203",
+     "image/score takes no parameters and cannot be chained."),
+    ("style/x", 404, "NoSuchStyle", "0040-00000404", "The style 'x' does not exist."),
+    ("style/my-style", 404, "NoSuchStyle", "0040-00000404", "The style 'my-style' does not exist."),
+    ("video/snapshot,t_1000", 400, "NotImplemented", "0040-00000212",
+     "picscore serve does not implement video/ processing."),
+    ("video/snapshot", 400, "NotImplemented", "0040-00000212",
+     "picscore serve does not implement video/ processing."),
+    ("doc/preview", 400, "NotImplemented", "0040-00000212", "picscore serve does not implement doc/ processing."),
+    ("audio/convert", 400, "NotImplemented", "0040-00000212",
+     "picscore serve does not implement audio/ processing."),
+    ("image/score|sys/saveas,o_x", 400, "NotImplemented", "0040-00000212",
+     "picscore serve does not implement sys/saveas or piped processing."),
+    ("image/resize,w_1|sys/saveas,o_eA,b_Yg", 400, "NotImplemented", "0040-00000212",
+     "picscore serve does not implement sys/saveas or piped processing."),
+    ("", 400, "InvalidArgument", "0040-00000212", "The process '' is not valid: it must start with image/."),
+    ("sys/saveas,o_x", 400, "InvalidArgument", "0040-00000212",
+     "The process 'sys/saveas,o_x' is not valid: it must start with image/."),
+    ("IMAGE/score", 400, "InvalidArgument", "0040-00000212",
+     "The process 'IMAGE/score' is not valid: it must start with image/."),
+    ("score", 400, "InvalidArgument", "0040-00000212", "The process 'score' is not valid: it must start with image/."),
+])
+def test_refused(value: str, status: int, code: str, ec: str, message: str) -> None:
+    with pytest.raises(OSSError) as info:
+        parse_process(value)
+    err = info.value
+    assert (err.status, err.code, err.ec, err.message) == (status, code, ec, message)
+    assert err.extra == {}
+
+
+def test_long_values_are_cut_in_messages() -> None:
+    with pytest.raises(OSSError) as info:
+        parse_process("x" * 500)
+    assert info.value.message == f"The process '{'x' * 100}' is not valid: it must start with image/."
+    with pytest.raises(OSSError) as info:
+        parse_process("image/" + "y" * 500)
+    assert info.value.message == f"The operation '{'y' * 50}' is not supported."

@@ -1,0 +1,122 @@
+"""One OSS call per object, paced and retried: what every operation of the engine sends through.
+
+:class:`PacedCaller` owns pacing (the adaptive limiter), retries (the policy of
+:mod:`worker.oss.retry`) and throttle feedback, and turns every way a call can end into a
+:class:`CallOutcome` for the operation to classify into its row. Only one ending is an
+exception: :class:`~worker.oss.retry.AuthenticationFailed`, because a wrong secret fails every
+object alike and the command must stop instead of recording a failure per object.
+
+The first try runs outside tenacity: most objects succeed at once, and building tenacity's
+controller for every call would cost CPU that a zero-latency service makes visible. Tries 2..N
+run under tenacity with the same schedule the policy defines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from tenacity import RetryCallState
+
+from ..oss.errors import SERVICE, CallFailure, classify, is_auth_failure
+from ..oss.retry import AuthenticationFailed, CallObserver, NullObserver, Retryable, RetryPolicy, retry_controller
+from .ratelimit import AdaptiveLimiter
+
+__all__ = ["PacedCaller", "CallOutcome"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class CallOutcome(Generic[T]):
+    """How one object's call ended: ``value`` on success, else the last ``failure``."""
+
+    value: T | None = None
+    failure: CallFailure | None = None
+    attempts: int = 0
+    latency_s: float | None = None  # of the last try
+
+    @property
+    def latency_ms(self) -> float | None:
+        return None if self.latency_s is None else round(self.latency_s * 1000, 3)
+
+
+class PacedCaller:
+    """Runs calls under the rate limit and the retry policy; safe to share between consumers."""
+
+    def __init__(self, limiter: AdaptiveLimiter, policy: RetryPolicy, *, observer: CallObserver | None = None,
+                 secrets: Iterable[str] = ()) -> None:
+        self.limiter = limiter
+        self.policy = policy
+        self.observer: CallObserver = observer or NullObserver()
+        self._secrets = tuple(s for s in secrets if s)
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> CallOutcome[T]:
+        """Run ``fn`` until it succeeds, fails for good, or the policy gives up.
+
+        Raises only :class:`AuthenticationFailed` (and cancellation)."""
+        outcome: CallOutcome[T] = CallOutcome()
+        started = time.monotonic()
+        try:
+            return await self._attempt(fn, outcome)
+        except Retryable as first:
+            policy = self.policy
+            delay = random.uniform(0.0, min(policy.max_backoff_s, policy.base_s))  # full jitter before try 2
+            left = policy.total_s - (time.monotonic() - started) - delay
+            if policy.attempts <= 1 or left <= 0:
+                outcome.failure = first.failure
+                return outcome
+            self.observer.on_retry(first.failure.reason)
+            await asyncio.sleep(delay)
+        # Tries 2..N under tenacity; doubling the multiplier keeps the policy's schedule exactly.
+        rest = RetryPolicy(policy.attempts - 1, left, policy.base_s * 2, policy.max_backoff_s)
+        try:
+            async for attempt in retry_controller(rest, self._before_retry):
+                with attempt:
+                    return await self._attempt(fn, outcome)
+        except Retryable as exc:  # retries exhausted: reraise=True hands us the last one
+            outcome.failure = exc.failure
+            return outcome
+        raise AssertionError("unreachable: tenacity either returned or raised")  # pragma: no cover
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Retryable):
+            self.observer.on_retry(exc.failure.reason)
+
+    async def _attempt(self, fn: Callable[[], Awaitable[T]], outcome: CallOutcome[T]) -> CallOutcome[T]:
+        """One paced try: a final outcome, or ``Retryable``/``AuthenticationFailed`` raised."""
+        waited = await self.limiter.acquire()
+        if waited > 0:
+            self.observer.on_rate_wait(waited)
+        outcome.attempts += 1
+        started = time.perf_counter()
+        try:
+            value = await fn()
+        except Exception as exc:  # every failure is classified; only cancellation passes through
+            outcome.latency_s = time.perf_counter() - started
+            return self._on_failure(classify(exc, self._secrets), outcome)
+        outcome.latency_s = time.perf_counter() - started
+        self.observer.on_attempt(outcome.latency_s, getattr(value, "status", 200))
+        self.limiter.on_success()
+        outcome.value, outcome.failure = value, None
+        return outcome
+
+    def _on_failure(self, failure: CallFailure, outcome: CallOutcome[T]) -> CallOutcome[T]:
+        assert outcome.latency_s is not None
+        self.observer.on_attempt(outcome.latency_s, failure.http_status)
+        if failure.throttled:
+            self.limiter.on_throttle()
+            self.observer.on_throttle()
+        elif failure.kind == SERVICE and (failure.http_status or 500) < 500:
+            self.limiter.on_success()  # the service handled the call: it is not overloaded
+        if is_auth_failure(failure):
+            raise AuthenticationFailed(failure)
+        if failure.retryable:
+            raise Retryable(failure)
+        outcome.failure = failure
+        return outcome

@@ -1,0 +1,68 @@
+"""Which listed objects are sent for scoring, and why the others are not.
+
+Every call to ``image/score`` is billed, refused ones too, so objects that cannot or should
+not be scored are decided here, before any request: they become ``skipped`` rows that say why.
+Shard membership is decided here as well, by a stable hash of the key, so N shard runs
+partition a bucket exactly whatever order the listing arrives in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..results.schema import ObjectRef
+
+__all__ = ["Selection", "shard_of", "MAX_SCORE_BYTES"]
+
+#: OSS refuses to process sources over 20 MB.
+MAX_SCORE_BYTES = 20 * 1024 * 1024
+
+
+def shard_of(key: str, count: int) -> int:
+    """The shard a key belongs to: stable across processes, machines and Python versions."""
+    if count <= 1:
+        return 0
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The run's object filters. ``reason(ref)`` is None when the object is to be scored."""
+
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    min_size: int | None = None
+    max_size: int | None = None
+    modified_since: datetime | None = None
+    max_object_bytes: int = MAX_SCORE_BYTES
+    shard_index: int = 0
+    shard_count: int = 1
+
+    def in_shard(self, key: str) -> bool:
+        return shard_of(key, self.shard_count) == self.shard_index
+
+    def reason(self, ref: ObjectRef) -> tuple[str, str] | None:
+        """(code, message) for a ``skipped`` row, or None to score it. Checked cheapest first."""
+        if ref.key.endswith("/"):
+            return "DirectoryMarker", "directory marker (key ends with '/')"
+        if self.include and not any(fnmatch.fnmatchcase(ref.key, p) for p in self.include):
+            return "NotIncluded", "key matches no --include pattern"
+        if any(fnmatch.fnmatchcase(ref.key, p) for p in self.exclude):
+            return "Excluded", "key matches an --exclude pattern"
+        if ref.size == 0:
+            return "EmptyObject", "zero-byte object"
+        if self.min_size is not None and ref.size < self.min_size:
+            return "TooSmall", f"smaller than --min-size ({ref.size} < {self.min_size} bytes)"
+        if self.max_size is not None and ref.size > self.max_size:
+            return "TooLarge", f"larger than --max-size ({ref.size} > {self.max_size} bytes)"
+        if ref.size > self.max_object_bytes:
+            return "ImageTooLarge", f"larger than OSS's {self.max_object_bytes}-byte image-processing limit"
+        modified = ref.last_modified
+        if self.modified_since is not None and modified is not None and modified < self.modified_since:
+            return "NotModifiedSince", f"last modified before {self.modified_since.isoformat()}"
+        return None

@@ -1,0 +1,276 @@
+"""``picscore run``: the listing source + the image/score operation + the results schema.
+
+Everything a batch command shares (queues, consumers, stop policy, parts and checkpoint,
+metrics, progress) is the engine's (:mod:`worker.batch.engine`); this module only wires the
+parts that make an audit an audit, and says how its outcome reads:
+
+* what is listed and skipped before any billed call (:class:`~worker.batch.selection.Selection`,
+  ``--incremental``'s carried-forward scores);
+* what is done per object (:class:`~worker.commands.image_score.ScoreOperation`);
+* where the finished file goes (a local path, or uploaded to ``oss://bucket/key``);
+* ``--dry-run``: list and count only, so the cost of a run is known before it is paid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from ..batch.calls import PacedCaller
+from ..batch.checkpoint import Checkpoint
+from ..batch.engine import BatchEngine, BatchOutcome, EngineSettings
+from ..batch.gctuning import throughput_gc
+from ..batch.items import WorkItem
+from ..batch.ledger import ResumeLedger
+from ..batch.listing_source import ListingSource, page_size_for
+from ..batch.ratelimit import AdaptiveLimiter
+from ..batch.selection import Selection
+from ..batch.tally import Tally
+from ..errors import ExitCode
+from ..eventloop import loop_name
+from ..observability.metrics import BatchMetrics
+from ..oss.client import open_async_client, upload_file
+from ..oss.retry import AuthenticationFailed, CallFailed, RetryPolicy, retrying
+from ..results.parts import open_part_writer
+from ..results.schema import ObjectRef, ResultRow
+from ..settings import RunConfig, fingerprint, split_oss_url
+from .image_score import ScoreOperation
+from .incremental import PreviousResults
+from .outcome import CommandOutcome
+
+__all__ = ["run_audit", "run_settings_for_engine"]
+
+log = structlog.get_logger("picscore.run")
+T = TypeVar("T")
+COMMAND = "run"
+
+
+async def run_audit(config: RunConfig) -> CommandOutcome:
+    """Run the audit described by ``config``.
+
+    The metrics are pushed however the run ends: a run that raised pushes ``run_success 0``,
+    so the Pushgateway never keeps showing the previous run's success.
+    """
+    metrics = BatchMetrics(COMMAND)
+    if config.metrics_port is not None:
+        port = metrics.serve(config.metrics_port)
+        log.info("metrics_listening", port=port)
+    outcome: CommandOutcome | None = None
+    try:
+        with throughput_gc():
+            outcome = await (_dry_run if config.dry_run else _audit)(config, metrics)
+        return outcome
+    finally:
+        metrics.run_success.set(1 if outcome is not None and outcome.code == ExitCode.OK else 0)
+        if config.pushgateway and not config.dry_run:
+            _push(metrics, config)
+        metrics.close()
+
+
+def run_settings_for_engine(config: RunConfig) -> EngineSettings:
+    """The engine's knobs, from ``picscore run``'s settings of the same names."""
+    return EngineSettings(command=COMMAND, concurrency=config.concurrency, flush_rows=config.flush_rows,
+                          flush_seconds=config.flush_seconds, grace_s=config.grace_s,
+                          time_budget_s=config.time_budget_s, progress=config.progress)
+
+
+async def _audit(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
+    checkpoint = Checkpoint.open(Path(config.checkpoint), fingerprint(config), resume=config.resume)
+    _log_start(config)
+    try:
+        writer = open_part_writer(_local_output_path(config), config.format, checkpoint)
+        if checkpoint.is_finished():
+            destination = await _publish(config, await asyncio.to_thread(writer.finalize))
+            if isinstance(destination, CommandOutcome):
+                return destination
+            return CommandOutcome(ExitCode.OK, [f"picscore run: this run had already finished; output: {destination}"])
+        ledger = ResumeLedger({prefix: checkpoint.position(prefix) for prefix in config.prefix})
+        previous = await asyncio.to_thread(_previous_results, config)
+        engine = BatchEngine(run_settings_for_engine(config), metrics, Tally())
+        try:
+            async with open_async_client(config.endpoint, config.region, config.credentials,
+                                         config.concurrency) as client:
+                policy = _retry_policy(config)
+                secrets = config.credentials.secrets
+                limiter = AdaptiveLimiter(config.rate_limit, burst=config.concurrency)
+                operation = ScoreOperation(client, PacedCaller(limiter, policy, observer=metrics, secrets=secrets))
+                source = _listing_source(config, client, policy, metrics, engine.count_listed,
+                                         already_done=_in_thread(checkpoint.done_among),
+                                         decide=_decider(_selection(config), previous))
+                batch = await engine.run(source, operation, writer, ledger)
+        finally:
+            if previous is not None:
+                previous.close()
+        return await _conclude(config, batch, writer)
+    finally:
+        checkpoint.close()
+
+
+async def _conclude(config: RunConfig, batch: BatchOutcome, writer: Any) -> CommandOutcome:
+    """Turn the engine's outcome into the exit code and the summary a person reads."""
+    summary = batch.tally.render(COMMAND, None, batch.elapsed_s)
+    if batch.stop.failure is not None:
+        code, message = batch.stop.failure
+        return CommandOutcome(code, [summary], error=message)
+    if batch.stop.reason is not None:
+        stopped = batch.stop.reason.name.lower().replace("_", " ")
+        resumable = f"picscore run: stopped ({stopped}); continue with --resume"
+        return CommandOutcome(batch.stop.reason, [summary, resumable])
+    local = await asyncio.to_thread(writer.finalize)
+    destination = await _publish(config, local)
+    if isinstance(destination, CommandOutcome):
+        return destination
+    report = batch.tally.render(COMMAND, destination, batch.elapsed_s)
+    return CommandOutcome(_verdict(batch.tally, config.failure_threshold), [report])
+
+
+def _listing_source(config: RunConfig, client: Any, policy: RetryPolicy, metrics: BatchMetrics | None,
+                    on_listed: Callable[[int], None], *, already_done: Any, decide: Any) -> ListingSource:
+    selection = _selection(config)
+    return ListingSource(client, config.bucket, list(config.prefix),
+                         retry=retrying(policy, metrics, config.credentials.secrets),
+                         already_done=already_done, in_shard=selection.in_shard, decide=decide,
+                         on_listed=on_listed, page_size=page_size_for(config.concurrency))
+
+
+def _decider(selection: Selection, previous: PreviousResults | None
+             ) -> Callable[[list[ObjectRef]], Awaitable[Sequence[ResultRow | None]]]:
+    """What the listing can decide without a billed call: skips, and ``--incremental``'s unchanged objects."""
+
+    async def decide(refs: list[ObjectRef]) -> list[ResultRow | None]:
+        unchanged = {}
+        if previous is not None:
+            unchanged = await asyncio.to_thread(previous.unchanged_among, [(ref.key, ref.etag) for ref in refs])
+        now = datetime.now(UTC)
+        rows: list[ResultRow | None] = []
+        for ref in refs:
+            skip = selection.reason(ref)
+            if skip is not None:
+                rows.append(ResultRow.skipped(ref, skip[0], skip[1], now))
+            elif (ref.key, ref.etag) in unchanged:
+                rows.append(unchanged[(ref.key, ref.etag)].carry_forward(ref))
+            else:
+                rows.append(None)
+        return rows
+
+    return decide
+
+
+def _log_start(config: RunConfig) -> None:
+    """Once the run is sure to start (settings and checkpoint accepted): what it audits, and how."""
+    log.info("run_started", bucket=config.bucket, prefixes=list(config.prefix), shard=str(config.shard),
+             concurrency=config.concurrency, resume=config.resume, dry_run=config.dry_run,
+             event_loop=loop_name())
+
+
+def _previous_results(config: RunConfig) -> PreviousResults | None:
+    """``--incremental``: the previous output indexed beside the checkpoint (rebuilt each run)."""
+    if config.incremental is None:
+        return None
+    index = Path(config.checkpoint).with_name(Path(config.checkpoint).name + ".previous.sqlite")
+    return PreviousResults.index(Path(config.incremental), index)
+
+
+def _in_thread(function: Callable[[Any], T]) -> Callable[[Any], Awaitable[T]]:
+    """A blocking one-argument lookup (SQLite) as a coroutine function, run off the event loop."""
+    return lambda argument: asyncio.to_thread(function, argument)
+
+
+def _verdict(tally: Tally, threshold: float) -> ExitCode:
+    if tally.failed == 0:
+        return ExitCode.OK
+    return ExitCode.OK if tally.failure_ratio() <= threshold and threshold > 0 else ExitCode.FAILURES
+
+
+def _retry_policy(config: RunConfig) -> RetryPolicy:
+    """One retry policy for scoring, listing and the upload."""
+    return RetryPolicy(config.retry_attempts, config.retry_total_s, config.retry_base_s, config.retry_max_backoff_s)
+
+
+def _selection(config: RunConfig) -> Selection:
+    index, count = config.shard.index, config.shard.count
+    return Selection(include=config.include, exclude=config.exclude, min_size=config.min_size or None,
+                     max_size=config.max_size, modified_since=config.modified_since,
+                     max_object_bytes=config.max_object_bytes, shard_index=index, shard_count=count)
+
+
+def _local_output_path(config: RunConfig) -> Path:
+    if config.output.startswith("oss://"):
+        return Path(config.checkpoint).with_suffix(f".{config.format}")
+    return Path(config.output)
+
+
+async def _publish(config: RunConfig, local: Path) -> str | CommandOutcome:
+    """Upload to ``oss://bucket/key`` when asked; returns where the result lives, or the failure.
+
+    A failed upload keeps the finished local file and the finished checkpoint: ``--resume``
+    tries the upload again without scoring anything.
+    """
+    if not config.output.startswith("oss://"):
+        return str(local)
+    bucket, key = split_oss_url(config.output)
+    policy = _retry_policy(config)
+    try:
+        await retrying(policy, secrets=config.credentials.secrets)(lambda: asyncio.to_thread(
+            upload_file, config.endpoint, config.region, config.credentials, str(local), bucket, key))
+    except (CallFailed, AuthenticationFailed) as exc:
+        first_line = exc.failure.message.splitlines()[0]
+        return CommandOutcome(ExitCode.FAILURES, error=(
+            f"uploading the result to {config.output} failed: {exc.failure.code}: {first_line}\n"
+            f"The result is kept at {local}; run again with --resume to retry the upload."))
+    return config.output
+
+
+async def _dry_run(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
+    """List and count only: what a real run would score and skip, and so what it would cost."""
+    _log_start(config)
+    tally = Tally()
+    listed = 0
+
+    def count_listed(n: int) -> None:
+        nonlocal listed
+        listed += n
+
+    queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(1000)
+
+    async def drain() -> None:
+        while (item := await queue.get()) is not None:
+            if item.row is not None:
+                tally.add(item.row)
+            else:
+                tally.by_status["would score"] += 1
+
+    async def nothing_done(pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        return set()
+
+    async with open_async_client(config.endpoint, config.region, config.credentials, 1) as client:
+        source = _listing_source(config, client, _retry_policy(config), metrics, count_listed,
+                                 already_done=nothing_done, decide=_decider(_selection(config), None))
+        drainer = asyncio.create_task(drain())
+        try:
+            await source.run(queue, ResumeLedger({}))
+        finally:
+            await queue.put(None)
+            await drainer
+    would_score = tally.by_status["would score"]
+    skipped = tally.by_status["skipped"]
+    index, count = config.shard.index, config.shard.count
+    reasons = ", ".join(f"{k} {v}" for k, v in tally.skip_reasons.most_common()) or "none"
+    return CommandOutcome(ExitCode.OK, [
+        f"picscore run --dry-run: {listed} objects listed in oss://{config.bucket}/ under "
+        f"{len(config.prefix)} prefix(es); {would_score + skipped} in shard {index}/{count}",
+        f"  would score {would_score} objects: {would_score} image/score calls (more if retried)",
+        f"  would skip  {skipped} objects: {reasons}",
+    ])
+
+
+def _push(metrics: BatchMetrics, config: RunConfig) -> None:
+    try:
+        metrics.push(config.pushgateway, shard=f"{config.shard.index}-of-{config.shard.count}")
+    except (OSError, ValueError) as exc:  # unreachable or malformed gateway: the run's result stands
+        log.warning("pushgateway_failed", error=str(exc))

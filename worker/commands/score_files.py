@@ -1,0 +1,138 @@
+"""``picscore score PATH...``: score local files and folders, one JSON object per line.
+
+Each input file gives exactly one line on ``out``, in sorted path order::
+
+    {"path": "a.jpg", "score": 0.812, "dimensions": {"resolution": 0.661, ...}}
+    {"path": "notes.txt", "error": {"code": "BadRequest", "ec": "0040-00000005", "message": ...}}
+
+Folders are walked recursively in sorted order; hidden files and folders (``.name``) are
+skipped unless named on the command line. A file that cannot be read or scored gives an error
+line and the run goes on. Error codes: the OSS ``Code`` for picture errors (``BadRequest``,
+``ImageTooLarge``, with the OSS ``ec``), ``NotFound`` for a missing path, ``ReadError`` for an
+unreadable file, ``InternalError`` for a scorer failure.
+
+Exit status: 0 when every file was scored (including when there was nothing to score),
+1 when at least one line is an error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from .. import quality
+from ..quality.model import check_layout
+
+__all__ = ["collect_files", "run_score"]
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+#: A progress bar is shown by default only from this many files: a bar for fewer is noise.
+PROGRESS_MIN_FILES = 20
+POOL_MIN_FILES = 8  # below this, starting processes costs more than it saves
+_WEAK = 0.7  # dimensions under this are named by --explain
+
+
+Record = dict[str, Any]
+
+
+def collect_files(paths: Iterable[str]) -> list[str]:
+    """Files to score: each named path as given (missing ones too: they become error lines),
+    and every non-hidden file under each named folder, sorted."""
+    found: list[str] = []
+    for path in paths:
+        if not os.path.isdir(path):
+            found.append(path)
+            continue
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
+    return found
+
+
+def _error(path: str, code: str, message: str, ec: str | None = None) -> Record:
+    error = {"code": code, "message": message} if ec is None else {"code": code, "ec": ec, "message": message}
+    return {"path": path, "error": error}
+
+
+def _explain(found: quality.Score) -> str:
+    """The weak dimensions (or the weakest one) in words, with the measurement behind each."""
+    raw = found.measurements
+    words = {
+        "resolution": lambda: f"{raw['resolution'] / 1e6:.2f} Mpx",
+        "noise": lambda: f"noise sigma {raw['noise']:.1f} levels",
+        "blur": lambda: f"edges {raw['blur']:.1f} px wide",
+        "compression": lambda: f"block edges {raw['compression']:.2f}x the interior gradient",
+        "saturation": lambda: f"colourfulness {raw['saturation']:.0f}",
+        "exposure": lambda: f"{raw['exposure']:+.1f} stops from a mid key",
+    }
+    ranked = sorted(words, key=lambda name: found.dimensions[name])
+    weak = [name for name in ranked if found.dimensions[name] < _WEAK] or ranked[:1]
+    parts = [f"{name} {found.dimensions[name]:.2f} ({words[name]()})" for name in weak]
+    return "weakest: " + "; ".join(parts)
+
+
+def score_file(path: str, explain: bool = False, quality_model: str = quality.DEFAULT_LAYOUT) -> Record:
+    """One output record for one file; never raises for a bad file or a scorer failure."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return _error(path, "NotFound", "no such file")
+    except OSError as exc:
+        return _error(path, "ReadError", exc.strerror or str(exc))
+    try:
+        found = quality.score(data, quality_model)
+    except quality.ImageError as exc:
+        return _error(path, exc.oss_code, str(exc), exc.ec)
+    except Exception as exc:  # a scorer bug must not abort a library-wide run
+        return _error(path, "InternalError", f"{type(exc).__name__}: {exc}")
+    record: Record = {
+        "path": path,
+        "score": round(found.overall, 3),
+        "dimensions": {name: round(value, 3) for name, value in found.dimensions.items()},
+    }
+    if explain:
+        record["explain"] = _explain(found)
+    return record
+
+
+def _records(files: list[str], explain: bool, jobs: int | None, quality_model: str) -> Iterator[Record]:
+    """Records in input order; a process pool when there are enough files and CPUs."""
+    workers = jobs if jobs is not None else (os.cpu_count() or 1)
+    fn = functools.partial(score_file, explain=explain, quality_model=quality_model)
+    if workers <= 1 or len(files) < POOL_MIN_FILES:
+        yield from map(fn, files)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(files))) as pool:
+        yield from pool.map(fn, files, chunksize=4)
+
+
+def run_score(paths: list[str], *, out: TextIO, err: TextIO, progress: bool | None = None,
+              explain: bool = False, jobs: int | None = None,
+              quality_model: str = quality.DEFAULT_LAYOUT) -> int:
+    """Score every file under ``paths``, one JSON line each on ``out``; see the module doc.
+
+    ``progress``: None shows a bar on ``err`` only when it is a terminal and there are at least
+    PROGRESS_MIN_FILES files. ``jobs``: scoring processes (None: CPU count). ``quality_model``:
+    the quality model's layout (:data:`worker.quality.LAYOUTS`).
+    Returns 0 when every file was scored, 1 when any line is an error; raises ValueError for
+    an unknown ``quality_model`` before reading any file.
+    """
+    check_layout(quality_model)
+    files = collect_files(paths)
+    show = progress if progress is not None else (err.isatty() and len(files) >= PROGRESS_MIN_FILES)
+    failed = False
+    with tqdm(total=len(files), file=err, unit="img", disable=not show) as bar:
+        for record in _records(files, explain, jobs, quality_model):
+            failed |= "error" in record
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+            bar.update()
+    return EXIT_SOME_FAILED if failed else EXIT_OK

@@ -1,0 +1,63 @@
+"""The request as an operation sees it (:class:`Call`), and what dispatches a call to one.
+
+Both :mod:`worker.server.handlers` (the real buckets) and :mod:`worker.server.synthetic`
+(generated buckets) build on these, and :mod:`worker.server.app` creates the calls, so they
+live apart from all three: no module here needs to import the one that imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiohttp import web
+
+__all__ = ["Call", "Handler", "BucketOperations", "write_body"]
+
+
+@dataclass
+class Call:
+    """Everything an operation needs to know about the request in front of it."""
+
+    request: web.Request
+    request_id: str
+    bucket: str | None
+    key: str | None
+    query: dict[str, str] = field(default_factory=dict)
+    #: Set by fault injection (slow bodies): response bytes per second, None for full speed.
+    body_rate_bps: int | None = None
+    #: ``time.perf_counter()`` when the server took the request: fixed-latency scoring answers
+    #: relative to it, so the configured latency is the whole service time, as a client sees it.
+    received: float = field(default_factory=time.perf_counter)
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.request.headers.get(name, default).strip()
+
+
+#: One OSS operation: takes the call, returns the response or raises ``OSSError``.
+Handler = Callable[[Call], Awaitable[web.StreamResponse]]
+
+
+class BucketOperations(Protocol):
+    """The operations of a bucket that answers for itself (a synthetic bucket)."""
+
+    #: The bucket's creation time (seconds since the epoch), for ListBuckets.
+    created: float
+
+    def pick(self, call: Call) -> Handler:
+        """The operation that answers ``call``."""
+        ...
+
+
+async def write_body(response: web.StreamResponse, data: bytes, rate_bps: int | None) -> None:
+    """Write ``data``; at most ``rate_bps`` bytes per second when a slow body is injected."""
+    if not rate_bps:
+        await response.write(data)
+        return
+    step = max(1, rate_bps // 10)
+    for offset in range(0, len(data), step):
+        await response.write(data[offset:offset + step])
+        await asyncio.sleep(0.1)

@@ -1,0 +1,58 @@
+"""``x-oss-process``: which process strings the embedded server answers, and how it refuses the rest.
+
+Only ``image/score`` is implemented, and only as the sole action: OSS documents it as an
+action without parameters whose answer is a JSON document, so it cannot be chained
+("Image quality assessment": https://help.aliyun.com/en/oss/user-guide/image-quality-score).
+Everything else gets the OSS image-processing error a client would recognise, never a 500.
+"""
+
+from __future__ import annotations
+
+from ..oss.score_contract import SCORE_PROCESS
+from .errors import OSSError
+
+__all__ = ["parse_process", "MAX_SCORE_BYTES"]
+
+#: OSS refuses to process sources over 20 MB (the source-image limit of its image processing,
+#: e.g. https://www.alibabacloud.com/help/en/oss/user-guide/resize-images-4).
+MAX_SCORE_BYTES = 20 * 1024 * 1024
+
+#: OSS image actions picscore knows of but does not implement: the actions listed in "Image
+#: processing" (https://www.alibabacloud.com/help/en/oss/user-guide/overview-17/) and the
+#: IMM-backed detection actions (faces, bodies, cars, codes, labels).
+_KNOWN_IMAGE_ACTIONS = frozenset({
+    "resize", "watermark", "crop", "quality", "format", "info", "auto-orient", "circle",
+    "indexcrop", "rounded-corners", "blur", "rotate", "interlace", "average-hue", "bright",
+    "sharpen", "contrast", "faces", "bodies", "cars", "codes", "labels",
+})
+
+
+def parse_process(value: str) -> str:
+    """Return the operation to run (only :data:`~worker.oss.score_contract.SCORE_PROCESS`
+    today) or raise the OSS error."""
+    process = value.strip()
+    if process.split("|", 1)[0] != process:
+        raise OSSError(400, "NotImplemented", "picscore serve does not implement sys/saveas or piped processing.",
+                       "0040-00000212")
+    category, _, actions = process.partition("/")
+    if category == "style":
+        raise OSSError(404, "NoSuchStyle", f"The style '{actions}' does not exist.", "0040-00000404")
+    if category in ("doc", "video", "audio"):
+        raise OSSError(400, "NotImplemented", f"picscore serve does not implement {category}/ processing.",
+                       "0040-00000212")
+    if category != "image":
+        raise OSSError.invalid_argument(f"The process '{process[:100]}' is not valid: it must start with image/.",
+                                        "0040-00000212")
+    if not actions:
+        raise OSSError.invalid_argument("image/ needs an operation, e.g. image/score.", "0040-00000212")
+    names = [action.split(",", 1)[0] for action in actions.split("/")]
+    if actions == "score":
+        return SCORE_PROCESS
+    if "score" in names:
+        raise OSSError.invalid_argument("image/score takes no parameters and cannot be chained.",
+                                        "0040-00000203")
+    unsupported = next((n for n in names if n in _KNOWN_IMAGE_ACTIONS), None)
+    if unsupported:
+        raise OSSError(400, "NotImplemented",
+                       f"picscore serve implements image/score only, not image/{unsupported}.", "0040-00000212")
+    raise OSSError.invalid_argument(f"The operation '{names[0][:50]}' is not supported.", "0040-00000212")
