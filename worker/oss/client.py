@@ -25,11 +25,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import alibabacloud_oss_v2 as oss
+from alibabacloud_oss_v2 import exceptions as sdk_exceptions
 from alibabacloud_oss_v2.aio import AsyncClient
 from alibabacloud_oss_v2.aio.transport import AioHttpClient
+from alibabacloud_oss_v2.crc import Crc64
 
 __all__ = ["OssCredentials", "OssAsyncClient", "build_async_client", "open_async_client", "close_async_client",
-           "upload_file"]
+           "upload_file", "download_file"]
 
 
 class OssCredentials(Protocol):
@@ -144,3 +146,31 @@ def upload_file(endpoint: str, region: str, credentials: OssCredentials, local_p
     client = oss.Client(_sdk_config(endpoint, region, credentials))
     result = oss.Uploader(client).upload_file(oss.PutObjectRequest(bucket=bucket, key=key), filepath=local_path)
     return result.etag or ""
+
+
+def download_file(endpoint: str, region: str, credentials: OssCredentials, bucket: str, key: str,
+                  local_path: str) -> str:
+    """Download one object to ``local_path``, checking its CRC-64 and length; returns its ETag.
+
+    Blocking, like :func:`upload_file` and for the same reason: an input file is read once per
+    command. Not the SDK's ``get_object_to_file``: it loops ``range(1, retry attempts)`` times,
+    which is no time at all with the ``NopRetryer`` this client uses (retries are ours).
+    """
+    client = oss.Client(_sdk_config(endpoint, region, credentials))
+    result = client.get_object(oss.GetObjectRequest(bucket=bucket, key=key))
+    checksum = Crc64(0)
+    written = 0
+    try:
+        with open(local_path, "wb") as out:
+            for chunk in result.body.iter_bytes():
+                out.write(chunk)
+                checksum.write(chunk)
+                written += len(chunk)
+    finally:
+        result.body.close()
+    expected_crc = (result.headers or {}).get("x-oss-hash-crc64ecma")
+    if expected_crc is not None and expected_crc != str(checksum.sum64()):
+        raise sdk_exceptions.InconsistentError(client_crc=str(checksum.sum64()), server_crc=expected_crc)
+    if result.content_length is not None and written != result.content_length:
+        raise OSError(f"download of oss://{bucket}/{key} was cut short: {written} of {result.content_length} bytes")
+    return (result.etag or "").strip('"')

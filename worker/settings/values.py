@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import units
+from ..oss.urls import BUCKET_NAME_RE, split_oss_url
 
 __all__ = [
     "Invalid", "Shard", "split_oss_url", "parse_duration", "parse_size",
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 _NONE_WORDS = frozenset({"none", "null", "unlimited", "off"})
-_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+_BUCKET_RE = BUCKET_NAME_RE
 _REGION_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
@@ -252,19 +253,6 @@ def bucket_name(value: Any) -> str:
         raise Invalid("must be an OSS bucket name: 3-63 characters of a-z, 0-9 and '-', "
                        "starting and ending with a letter or digit")
     return text
-
-
-def split_oss_url(url: str) -> tuple[str, str]:
-    """``oss://bucket/path/key`` → (bucket, key). Raises ValueError unless both are valid and
-    the key names an object (not empty, not ending in '/')."""
-    if not url.startswith("oss://"):
-        raise Invalid("must start with oss://")
-    bucket, _, key = url[len("oss://"):].partition("/")
-    if not _BUCKET_RE.fullmatch(bucket):
-        raise Invalid("must be oss://<bucket>/<key> with a valid bucket name")
-    if not key or key.endswith("/") or key.startswith("/"):
-        raise Invalid("must be oss://<bucket>/<key> naming an object (not a folder)")
-    return bucket, key
 
 
 def output_location(value: Any) -> str:
