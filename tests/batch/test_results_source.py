@@ -110,7 +110,7 @@ def test_missing_and_unnamed_files_are_refused_before_anything_runs(tmp_path: Pa
 async def test_a_file_that_is_not_a_results_file_is_a_clear_error(tmp_path: Path, name: str, content: str) -> None:
     path = tmp_path / name
     path.write_text(content)
-    with pytest.raises(ResultsFileError, match="not a picscore results file|has no bucket"):
+    with pytest.raises(ResultsFileError, match=r"not a picscore results file|has no bucket"):
         await offered(ResultsFileSource([path], already_done=nothing_done), ResumeLedger({}))
 
 
