@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from worker.batch.tally import Tally
+from worker.errors import ExitCode
 from worker.results.schema import ResultRow, Status
 
 
@@ -31,3 +34,16 @@ def test_failed_keys_are_bounded() -> None:
         tally.add(_row(f"f{i}", Status.FAILED, code="InternalError"))
     assert len(tally.failed_keys) == 20
     assert "and 80 more" in tally.render("run", None, 1.0)
+
+
+@pytest.mark.parametrize(("failed", "threshold", "code"), [
+    (0, 0.0, ExitCode.OK), (1, 0.0, ExitCode.FAILURES), (1, 0.1, ExitCode.OK), (2, 0.1, ExitCode.FAILURES),
+])
+def test_verdict_judges_failures_against_the_threshold(failed: int, threshold: float, code: ExitCode) -> None:
+    tally = Tally()
+    for i in range(10 - failed):
+        tally.add(_row(f"s{i}", Status.SCORED, score=0.5))
+    for i in range(failed):
+        tally.add(_row(f"f{i}", Status.FAILED, code="InternalError"))
+    tally.add(_row("skip", Status.SKIPPED, code="Excluded"))  # skipped rows are not part of the ratio
+    assert tally.verdict(threshold) is code

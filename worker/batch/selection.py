@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..oss.score_contract import MAX_SOURCE_BYTES
 from ..results.schema import ObjectRef
 
 __all__ = ["Selection", "shard_of", "MAX_SCORE_BYTES"]
 
-#: OSS refuses to process sources over 20 MB.
-MAX_SCORE_BYTES = 20 * 1024 * 1024
+#: OSS refuses to process sources over 20 MB (the one definition: the image/score contract).
+MAX_SCORE_BYTES = MAX_SOURCE_BYTES
 
 
 def shard_of(key: str, count: int) -> int:

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..errors import ExitCode
 from ..results.schema import Status
 from .items import OutcomeRow
 
@@ -79,6 +80,13 @@ class Tally:
 
     def failure_ratio(self) -> float:
         return self.failed / max(1, self.selected)
+
+    def verdict(self, failure_threshold: float) -> ExitCode:
+        """OK when nothing failed, or the failed share is within ``failure_threshold`` (> 0)."""
+        if self.failed == 0:
+            return ExitCode.OK
+        within = failure_threshold > 0 and self.failure_ratio() <= failure_threshold
+        return ExitCode.OK if within else ExitCode.FAILURES
 
     def quantile(self, q: float) -> float | None:
         """Approximate score quantile from the histogram (bin midpoint)."""

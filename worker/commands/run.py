@@ -27,7 +27,7 @@ from ..batch.engine import BatchEngine, BatchOutcome, EngineSettings
 from ..batch.gctuning import throughput_gc
 from ..batch.items import WorkItem
 from ..batch.ledger import ResumeLedger
-from ..batch.listing_source import ListingSource, page_size_for
+from ..batch.listing_source import AlreadyDone, Decide, ListingSource, page_size_for
 from ..batch.ratelimit import AdaptiveLimiter
 from ..batch.selection import Selection
 from ..batch.tally import Tally
@@ -36,7 +36,7 @@ from ..eventloop import loop_name
 from ..observability.metrics import BatchMetrics
 from ..oss.client import open_async_client, upload_file
 from ..oss.retry import AuthenticationFailed, CallFailed, RetryPolicy, retrying
-from ..results.parts import open_part_writer
+from ..results.parts import PartWriter, open_part_writer
 from ..results.schema import ObjectRef, ResultRow
 from ..settings import RunConfig, fingerprint, split_oss_url
 from .image_score import ScoreOperation
@@ -111,7 +111,7 @@ async def _audit(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
         checkpoint.close()
 
 
-async def _conclude(config: RunConfig, batch: BatchOutcome, writer: Any) -> CommandOutcome:
+async def _conclude(config: RunConfig, batch: BatchOutcome, writer: PartWriter) -> CommandOutcome:
     """Turn the engine's outcome into the exit code and the summary a person reads."""
     summary = batch.tally.render(COMMAND, None, batch.elapsed_s)
     if batch.stop.failure is not None:
@@ -126,11 +126,11 @@ async def _conclude(config: RunConfig, batch: BatchOutcome, writer: Any) -> Comm
     if isinstance(destination, CommandOutcome):
         return destination
     report = batch.tally.render(COMMAND, destination, batch.elapsed_s)
-    return CommandOutcome(_verdict(batch.tally, config.failure_threshold), [report])
+    return CommandOutcome(batch.tally.verdict(config.failure_threshold), [report])
 
 
-def _listing_source(config: RunConfig, client: Any, policy: RetryPolicy, metrics: BatchMetrics | None,
-                    on_listed: Callable[[int], None], *, already_done: Any, decide: Any) -> ListingSource:
+def _listing_source(config: RunConfig, client: Any, policy: RetryPolicy, metrics: BatchMetrics,
+                    on_listed: Callable[[int], None], *, already_done: AlreadyDone, decide: Decide) -> ListingSource:
     selection = _selection(config)
     return ListingSource(client, config.bucket, list(config.prefix),
                          retry=retrying(policy, metrics, config.credentials.secrets),
@@ -179,12 +179,6 @@ def _previous_results(config: RunConfig) -> PreviousResults | None:
 def _in_thread(function: Callable[[Any], T]) -> Callable[[Any], Awaitable[T]]:
     """A blocking one-argument lookup (SQLite) as a coroutine function, run off the event loop."""
     return lambda argument: asyncio.to_thread(function, argument)
-
-
-def _verdict(tally: Tally, threshold: float) -> ExitCode:
-    if tally.failed == 0:
-        return ExitCode.OK
-    return ExitCode.OK if tally.failure_ratio() <= threshold and threshold > 0 else ExitCode.FAILURES
 
 
 def _retry_policy(config: RunConfig) -> RetryPolicy:

@@ -1,1 +1,1 @@
-"""Logging and (later) metrics set-up, with secret redaction applied everywhere."""
+"""Logging (structlog), Prometheus metrics, and the secret redaction applied to both."""

@@ -1,1 +1,3 @@
-"""Client side of the OSS API: building the SDK's AsyncClient, credentials, error classification."""
+"""Client side of the OSS API: the SDK's AsyncClient as picscore builds it, credentials (RRSA),
+error classification, the one retry policy, ``oss://`` URLs, and the ``image/score`` contract
+that the embedded server shares."""

@@ -5,8 +5,9 @@ answered with an error status), a ``RequestError``/``ResponseError`` wrapping th
 timeout exception, or a credentials/parameter error. :func:`classify` unwraps that chain once,
 so callers decide on plain fields instead of ``isinstance`` ladders over SDK internals.
 
-Retry policy (DESIGN.md): retry only what can succeed later — 5xx (OSS throttles with 503), 429,
-timeouts, connection errors. Never 400/403/404: the same request gets the same answer.
+The retry rule (applied by :mod:`worker.oss.retry`): retry only what can succeed later: 5xx
+(OSS throttles with 503), 429, timeouts, connection errors. Never 400/403/404: the same request
+gets the same answer.
 
 Messages are scrubbed with :func:`~worker.observability.redact.redact_text`: the SDK's error
 strings embed request URLs (presigned ones carry signatures) and the service echoes

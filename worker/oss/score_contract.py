@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "SCORE_PROCESS", "PROCESS_PARAMETER", "REQUEST_ID_HEADER", "OVERALL_FIELD", "IMAGE_SCORE_FIELD",
     "ScoreAnswer", "InvalidAnswer", "parse_score_answer", "build_score_answer", "dimension_field",
+    "MAX_SOURCE_BYTES",
 ]
 
 SCORE_PROCESS = "image/score"
@@ -33,6 +34,8 @@ PROCESS_PARAMETER = "x-oss-process"
 REQUEST_ID_HEADER = "x-oss-request-id"
 IMAGE_SCORE_FIELD = "ImageScore"
 OVERALL_FIELD = "OverallQualityScore"
+#: OSS refuses to process a source image over 20 MB (400 ImageTooLarge), and refused calls are billed.
+MAX_SOURCE_BYTES = 20 * 1024 * 1024
 #: Decimal places the server rounds scores to, as OSS's own answers show (``0.705``).
 SCORE_DECIMALS = 3
 

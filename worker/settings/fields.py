@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..eventloop import EVENT_LOOPS
+from ..oss.score_contract import MAX_SOURCE_BYTES
 from ..results.format_names import FORMAT_ALIASES, FORMATS
 from .values import (
     boolean,
@@ -41,7 +42,7 @@ __all__ = ["Field", "REQUIRED", "DERIVED", "RUN_FIELDS", "RUN_FIELDS_BY_NAME", "
 
 ENV_PREFIX = "PICSCORE_"
 CONFIG_ENV = "PICSCORE_CONFIG"
-MAX_OBJECT_BYTES = 20 * 1024 * 1024  # OSS refuses to process sources over 20 MB
+MAX_OBJECT_BYTES = MAX_SOURCE_BYTES  # OSS refuses to process sources over 20 MB
 
 
 REQUIRED = object()

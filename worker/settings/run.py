@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from ..oss.credentials import RrsaCredentials
+from ..oss.score_contract import MAX_SOURCE_BYTES
 from ..results.format_names import format_of
 from .credentials import Credentials, credentials_from_env
 from .fields import DERIVED, RUN_FIELD_ORDER, RUN_FIELDS
@@ -78,7 +79,7 @@ class RunConfig:
     flush_rows: int = 5000
     flush_seconds: float = 30.0
     grace_s: float = 30.0
-    max_object_bytes: int = 20 * 1024 * 1024
+    max_object_bytes: int = MAX_SOURCE_BYTES
     event_loop: str = "auto"
     config_file: Path | None = None
     #: Non-fatal findings (e.g. an unknown ``PICSCORE_*`` variable); the caller logs them.
