@@ -39,12 +39,36 @@ def cp(path: Path):
 # -- identity ----------------------------------------------------------------------------------
 
 
-def test_new_run_refuses_existing_file_and_names_it(path: Path) -> None:
-    Checkpoint.open(path, FINGERPRINT, resume=False).close()
+def test_new_run_refuses_an_unfinished_run_and_names_both_ways_out(path: Path) -> None:
+    with Checkpoint.open(path, FINGERPRINT, resume=False) as first:
+        first.commit_part(1, "p1", [row("k1")], {"a/": ("t1", False)})
     with pytest.raises(CheckpointError) as info:
         Checkpoint.open(path, FINGERPRINT, resume=False)
     message = str(info.value)
-    assert str(path) in message and "--resume" in message and "delete" in message
+    assert str(path) in message and "unfinished run (1 rows written)" in message
+    assert "--resume" in message and "--restart" in message
+
+
+def test_restart_discards_an_unfinished_run(path: Path) -> None:
+    with Checkpoint.open(path, FINGERPRINT, resume=False) as first:
+        first.commit_part(1, "p1", [row("k1")], {"a/": ("t1", False)})
+    with Checkpoint.open(path, {**FINGERPRINT, "prefix": ["z/"]}, resume=False, restart=True) as again:
+        assert again.committed_parts() == [] and again.done_among([("k1", "E")]) == set()
+        assert again.position("a/") == (None, False) and again.next_part_no() == 1
+
+
+@pytest.mark.parametrize("finished", [True, False], ids=["finished run", "start that committed nothing"])
+def test_a_new_run_takes_over_a_checkpoint_that_needs_no_resume(path: Path, finished: bool) -> None:
+    """Only an unfinished run needs --resume: a finished one, or one that wrote nothing, is replaced."""
+    with Checkpoint.open(path, FINGERPRINT, resume=False) as first:
+        if finished:
+            first.commit_part(1, "p1", [row("k1")], {"a/": (None, True)})
+            first.mark_finished("out.parquet")
+    with Checkpoint.open(path, {**FINGERPRINT, "prefix": ["other/"]}, resume=False) as again:
+        assert not again.is_finished() and again.committed_parts() == []
+        assert again.done_among([("k1", "E")]) == set()
+    with Checkpoint.open(path, {**FINGERPRINT, "prefix": ["other/"]}, resume=True):  # the new identity stands
+        pass
 
 
 def test_resume_with_other_fingerprint_names_the_differing_fields(path: Path) -> None:

@@ -90,12 +90,14 @@ def test_2_a_setting_error(server: ServerProcess, tmp_path: Path, extra: list[st
     assert_one_clean_line(done.stderr, starts)
 
 
-def test_2_an_existing_checkpoint_without_resume(server: ServerProcess, tmp_path: Path) -> None:
-    command = run_command(server.url, PICTURES, tmp_path / "out.parquet")
-    assert run_cli(command).returncode == 0
+def test_2_an_unfinished_run_without_resume(server: ServerProcess, tmp_path: Path) -> None:
+    command = run_command(server.url, SLOW, tmp_path / "out.parquet", "--concurrency", "2", "--flush-rows", "2",
+                          "--time-budget-s", "1s")
+    assert run_cli(command).returncode == ExitCode.TIME_BUDGET
     again = run_cli(command)
     assert again.returncode == 2
     assert_one_clean_line(again.stderr, "picscore run: checkpoint error: checkpoint ")
+    assert "--resume" in again.stderr and "--restart" in again.stderr
 
 
 def test_2_resume_with_a_committed_part_file_missing(server: ServerProcess, tmp_path: Path) -> None:

@@ -93,10 +93,11 @@ def test_a_checkpoint_is_only_continued_by_the_same_run(slow, tmp_path: Path) ->
     assert first.returncode == 0, first.stderr
     assert len(read_output(output)) == 4
 
+    # A finished run stands in nobody's way (issue 15): the next plain run is a new audit.
+    start = len(server.output)
     again = run_cli(run_command(server.url, BUCKET, output, "--prefix", "b/"))
-    assert again.returncode == 2
-    assert again.stderr == (f"picscore run: checkpoint error: checkpoint {checkpoint} already exists: pass "
-                            f"--resume to continue that run, or delete {checkpoint} to start over\n")
+    assert again.returncode == 0, again.stderr
+    assert len(score_requests(server, start)) == 4 and len(read_output(output)) == 4
 
     other = run_cli(run_command(server.url, BUCKET, output, "--prefix", "a/", "--resume"))
     assert other.returncode == 2
@@ -158,3 +159,27 @@ def test_time_budget_exits_5_and_resume_completes(slow, tmp_path: Path) -> None:
     objects = buckets[BUDGET].objects
     assert set(rows) == set(objects)
     assert all(row["status"] == "scored" and row["score"] == fake_score(objects[key]) for key, row in rows.items())
+
+
+@pytest.mark.timeout(90)
+def test_an_unfinished_run_needs_resume_or_restart(slow, tmp_path: Path) -> None:
+    """Only an unfinished run blocks a plain run; --restart discards it; both flags at once is an error."""
+    server, buckets = slow
+    output = tmp_path / "out.parquet"
+    checkpoint = f"{output}.checkpoint.sqlite"
+    command = run_command(server.url, BUDGET, output, "--concurrency", "2", "--flush-rows", "2",
+                          "--time-budget-s", "1s")
+    assert run_cli(command).returncode == 5
+    blocked = run_cli(command)
+    assert blocked.returncode == 2
+    assert blocked.stderr.startswith(f"picscore run: checkpoint error: checkpoint {checkpoint} holds an unfinished "
+                                     "run (")
+    assert blocked.stderr.endswith("rows written): pass --resume to continue it, or --restart to discard it and "
+                                   "start over\n")
+    both = run_cli([*command, "--resume", "--restart"])
+    assert both.returncode == 2 and "restart: contradicts resume" in both.stderr
+    plain = [arg for arg in command if arg not in ("--time-budget-s", "1s")]
+    restarted = run_cli([*plain, "--restart"])
+    assert restarted.returncode == 0, restarted.stderr
+    assert set(rows_by_key(read_output(output))) == set(buckets[BUDGET].objects)
+    assert not (tmp_path / "out.parquet.parts").exists()

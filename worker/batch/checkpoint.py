@@ -92,27 +92,26 @@ class Checkpoint:
     # -- opening -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, fingerprint: Mapping[str, object], *, resume: bool) -> Checkpoint:
+    def open(cls, path: Path, fingerprint: Mapping[str, object], *, resume: bool,
+             restart: bool = False) -> Checkpoint:
         """Open (``resume=True``) or create the checkpoint of the run identified by ``fingerprint``.
 
-        A new run refuses an existing file, so a forgotten ``--resume`` never silently restarts
-        (and duplicates) a half-done run. Resuming checks the fingerprint, so a changed option
-        never mixes two runs in one output. ``resume=True`` with no file starts fresh: the first
-        start of a Kubernetes job may always pass ``--resume``.
+        A new run refuses a checkpoint that holds an *unfinished* run, so a forgotten ``--resume``
+        never silently restarts (and duplicates) a half-done run; ``restart=True`` discards it on
+        purpose. A finished run, or a start that committed nothing, stands in nobody's way: a new
+        run takes the file over. Resuming checks the fingerprint, so a changed option never mixes
+        two runs in one output. ``resume=True`` with no file starts fresh: the first start of a
+        Kubernetes job may always pass ``--resume``. Taking a file over happens inside the
+        exclusive lock, in one transaction, so two processes can never both do it.
         """
         path = Path(path)
         exists = path.exists()
-        if exists and not resume:
-            raise CheckpointError(
-                f"checkpoint {path} already exists: pass --resume to continue that run, "
-                f"or delete {path} to start over"
-            )
         if not exists:
             _remove_stale_sidecars(path)
             path.parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(path)
         try:
-            _init(conn, path, _canonical(fingerprint))
+            _init(conn, path, _canonical(fingerprint), resume=resume, restart=restart)
         except BaseException:
             conn.close()
             raise
@@ -272,8 +271,10 @@ def _locked_error(path: Path, exc: sqlite3.OperationalError) -> CheckpointError:
     return CheckpointError(f"checkpoint {path} cannot be opened: {exc}")
 
 
-def _init(conn: sqlite3.Connection, path: Path, fingerprint: dict[str, object]) -> None:
-    """Take the exclusive lock, then create the tables or check the stored identity, in one transaction.
+def _init(conn: sqlite3.Connection, path: Path, fingerprint: dict[str, object], *, resume: bool,
+          restart: bool) -> None:
+    """Take the exclusive lock, then create the tables, check the stored identity or take the file
+    over (:meth:`Checkpoint.open`), in one transaction.
 
     A file with no fingerprint (killed between creating the file and this commit) counts as new.
     """
@@ -286,16 +287,36 @@ def _init(conn: sqlite3.Connection, path: Path, fingerprint: dict[str, object]) 
         for statement in filter(str.strip, _SCHEMA.split(";")):
             conn.execute(statement)
         meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        if "fingerprint" in meta:
+        if "fingerprint" in meta and resume:
             _check_identity(path, meta, fingerprint)
         else:
-            conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)",
-                             [("fingerprint", json.dumps(fingerprint, sort_keys=True)),
-                              ("schema_version", str(SCHEMA_VERSION))])
+            if "fingerprint" in meta and not restart and not _finished_or_untouched(conn, meta):
+                written = conn.execute("SELECT COALESCE(SUM(rows), 0) FROM parts").fetchone()[0]
+                raise CheckpointError(
+                    f"checkpoint {path} holds an unfinished run ({written} rows written): pass --resume to "
+                    f"continue it, or --restart to discard it and start over"
+                )
+            _start_over(conn, fingerprint)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _start_over(conn: sqlite3.Connection, fingerprint: dict[str, object]) -> None:
+    """Empty every table and record the new run's identity: nothing of an earlier run stays."""
+    for table in ("done", "parts", "listing", "meta"):
+        conn.execute(f"DELETE FROM {table}")
+    conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)",
+                     [("fingerprint", json.dumps(fingerprint, sort_keys=True)),
+                      ("schema_version", str(SCHEMA_VERSION))])
+
+
+def _finished_or_untouched(conn: sqlite3.Connection, meta: Mapping[str, str]) -> bool:
+    """Whether the stored run needs no ``--resume``: it finished, or it never committed anything."""
+    if "finished_output" in meta:
+        return True
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM parts) OR EXISTS (SELECT 1 FROM listing)").fetchone()[0] == 0
 
 
 def _check_identity(path: Path, meta: Mapping[str, str], fingerprint: dict[str, object]) -> None:

@@ -30,6 +30,7 @@ from typing import Protocol
 import structlog
 
 from ..errors import ExitCode, PicscoreError
+from ..oss.errors import TLS
 from ..oss.retry import AuthenticationFailed, CallFailed
 from .items import Operation, OutcomeRow, Source, WorkItem
 from .ledger import ResumeLedger
@@ -221,8 +222,13 @@ class BatchEngine:
             self.stop.fail(ExitCode.AUTH, f"{exc.label} while listing: {exc}")
         elif isinstance(exc, CallFailed) and exc.failure.code in ("NoSuchBucket", "InvalidBucketName"):
             self.stop.fail(ExitCode.CONFIG, f"cannot read {self._source_name}: {exc}")
+        elif isinstance(exc, CallFailed) and exc.failure.kind == TLS:
+            self.stop.fail(ExitCode.CONFIG, f"cannot read {self._source_name}: {exc}. The TLS handshake failed: if "
+                           "the endpoint serves plain HTTP (picscore serve does), write http:// in the endpoint "
+                           "setting; an endpoint without a scheme means https://")
         elif isinstance(exc, CallFailed):
-            self.stop.fail(ExitCode.FAILURES, f"listing failed after retries: {exc}; continue with --resume")
+            resumable = "; continue with --resume" if self.listed else ""  # nothing listed: nothing to resume
+            self.stop.fail(ExitCode.FAILURES, f"listing failed after retries: {exc}{resumable}")
         elif isinstance(exc, PicscoreError):
             self.stop.fail(exc.exit_code, exc.user_message())
         else:

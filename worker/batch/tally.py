@@ -9,8 +9,10 @@ the command's own; the tally only needs to know which of them are failures and w
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
 
 from ..errors import ExitCode
 from ..results.schema import Status
@@ -38,6 +40,14 @@ class Tally:
     score_sum: float = 0.0
     scored_count: int = 0
     failed_keys: list[str] = field(default_factory=list)
+    #: Rows counted from earlier sessions of the same checkpoint (a resumed run): in the totals,
+    #: not in this session's rate.
+    carried: int = 0
+
+    def add_earlier(self, record: Mapping[str, Any]) -> None:
+        """Count a row an earlier session of this run wrote (a record read back from a part file)."""
+        self.add(SimpleNamespace(**record))
+        self.carried += 1
 
     def add(self, row: OutcomeRow) -> None:
         status = row.status.value if hasattr(row.status, "value") else str(row.status)
@@ -101,9 +111,13 @@ class Tally:
         return 1.0
 
     def render(self, command: str, output: str | None, elapsed_s: float) -> str:
-        total = self.total
-        lines = [f"picscore {command}: {total} objects in {elapsed_s:.1f} s "
-                 f"({total / elapsed_s if elapsed_s > 0 else 0:.1f}/s)"]
+        total, session = self.total, self.total - self.carried
+        rate = f"{session / elapsed_s if elapsed_s > 0 else 0:.1f}/s"
+        if self.carried:
+            lines = [f"picscore {command}: {total} objects ({self.carried} written before this resume, "
+                     f"{session} in {elapsed_s:.1f} s at {rate})"]
+        else:
+            lines = [f"picscore {command}: {total} objects in {elapsed_s:.1f} s ({rate})"]
         for status in self.statuses:
             count = self.by_status[status]
             detail = ""

@@ -80,7 +80,8 @@ def run_settings_for_engine(config: RunConfig) -> EngineSettings:
 
 
 async def _audit(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
-    checkpoint = Checkpoint.open(Path(config.checkpoint), fingerprint(config), resume=config.resume)
+    checkpoint = Checkpoint.open(Path(config.checkpoint), fingerprint(config), resume=config.resume,
+                                 restart=config.restart)
     _log_start(config)
     try:
         writer = open_part_writer(_local_output_path(config), config.format, checkpoint)
@@ -91,7 +92,8 @@ async def _audit(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
             return CommandOutcome(ExitCode.OK, [f"picscore run: this run had already finished; output: {destination}"])
         ledger = ResumeLedger({prefix: checkpoint.position(prefix) for prefix in config.prefix})
         previous = await asyncio.to_thread(_previous_results, config)
-        engine = BatchEngine(run_settings_for_engine(config), metrics, Tally())
+        engine = BatchEngine(run_settings_for_engine(config), metrics,
+                             await asyncio.to_thread(_tally_of_earlier_sessions, writer, checkpoint))
         try:
             async with open_async_client(config.endpoint, config.region, config.credentials,
                                          config.concurrency) as client:
@@ -127,6 +129,15 @@ async def _conclude(config: RunConfig, batch: BatchOutcome, writer: PartWriter) 
         return destination
     report = batch.tally.render(COMMAND, destination, batch.elapsed_s)
     return CommandOutcome(batch.tally.verdict(config.failure_threshold), [report])
+
+
+def _tally_of_earlier_sessions(writer: PartWriter, checkpoint: Checkpoint) -> Tally:
+    """A resumed run's summary covers the whole run: count the rows its committed parts hold."""
+    tally = Tally()
+    for _, name in checkpoint.committed_parts():
+        for record in writer.format.read(writer.parts_dir / name):
+            tally.add_earlier(record)
+    return tally
 
 
 def _listing_source(config: RunConfig, client: Any, policy: RetryPolicy, metrics: BatchMetrics,

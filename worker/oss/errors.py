@@ -16,6 +16,7 @@ strings embed request URLs (presigned ones carry signatures) and the service ech
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -27,13 +28,14 @@ from worker.observability.redact import redact_text
 
 __all__ = [
     "CallFailure", "classify", "invalid_answer", "is_auth_failure",
-    "SERVICE", "TIMEOUT", "CONNECTION", "INVALID_ANSWER", "CLIENT",
+    "SERVICE", "TIMEOUT", "CONNECTION", "TLS", "INVALID_ANSWER", "CLIENT",
     "THROTTLE_CODES_503", "AUTH_FATAL_CODES",
 ]
 
 SERVICE = "service"                # the service answered with an error status (status + OSS Code)
 TIMEOUT = "timeout"                # connect or read timed out
 CONNECTION = "connection"          # refused, reset, disconnected, truncated body, malformed HTTP
+TLS = "tls"                        # the TLS handshake failed: wrong protocol (http server), bad certificate
 INVALID_ANSWER = "invalid_answer"  # 2xx, but the body is not a valid image/score answer
 CLIENT = "client"                  # raised before/without a usable exchange: credentials, parameters, bugs
 
@@ -49,8 +51,8 @@ AUTH_FATAL_CODES = frozenset({
 _AUTH_EC_PREFIX = "0002-"
 _MAX_MESSAGE = 500
 #: ``code`` for failures without an OSS Code: picscore's own reason, as written in result rows.
-_REASON_CODES = {TIMEOUT: "Timeout", CONNECTION: "ConnectionError", INVALID_ANSWER: "InvalidAnswer",
-                 CLIENT: "ClientError"}
+_REASON_CODES = {TIMEOUT: "Timeout", CONNECTION: "ConnectionError", TLS: "TLSError",
+                 INVALID_ANSWER: "InvalidAnswer", CLIENT: "ClientError"}
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,14 @@ def _service_failure(err: sdk_errors.ServiceError, secrets: tuple[str, ...]) -> 
 
 
 def _transport_kind(exc: BaseException) -> str:
-    """Timeouts first: aiohttp's ``ServerTimeoutError`` is both a connection error and a timeout."""
+    """Timeouts first: aiohttp's ``ServerTimeoutError`` is both a connection error and a timeout.
+
+    TLS failures are not retried: a plain-HTTP server or a certificate that does not verify
+    answers the same way every time, and retrying for minutes only hides the cause."""
     if isinstance(exc, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
         return TIMEOUT
+    if isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)):
+        return TLS
     if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError,
                         ConnectionError)):
         return CONNECTION

@@ -100,6 +100,8 @@ RUN_FIELDS: tuple[Field, ...] = (
            "./picscore-<bucket>-<name>.checkpoint.sqlite for oss:// outputs)", DERIVED, metavar="PATH"),
     Field("resume", boolean, "continue from the checkpoint of an interrupted run with the same "
            "settings", False, "bool"),
+    Field("restart", boolean, "discard the checkpoint (and part files) of an unfinished run and start over; "
+          "a finished run's checkpoint never needs it", False, "bool"),
     Field("incremental", optional(local_path), "previous results file: objects whose ETag is unchanged "
            "there are not scored again", metavar="PATH"),
     Field("shard", shard_spec, "this worker's slice, INDEX/COUNT (default: JOB_COMPLETION_INDEX/shard_count "

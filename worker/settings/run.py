@@ -66,6 +66,7 @@ class RunConfig:
     format: str = "parquet"
     checkpoint: Path = Path(f"{DEFAULT_OUTPUT_STEM}.parquet.checkpoint.sqlite")
     resume: bool = False
+    restart: bool = False
     incremental: Path | None = None
     shard: Shard = field(default_factory=Shard)
     dry_run: bool = False
@@ -213,6 +214,9 @@ def _check_relations(values: Mapping[str, Any], merged: Mapping[str, Raw]) -> No
     if high is not None and low > high:
         raise ConfigError("max_size", f"must be >= min_size {low} (from {source_of(merged, 'min_size')})",
                           source=source_of(merged, "max_size"), value=merged["max_size"].value)
+    if values["resume"] and values["restart"]:
+        raise ConfigError("restart", f"contradicts resume (from {source_of(merged, 'resume')}): --resume continues "
+                          "an unfinished run, --restart discards it; choose one", source=source_of(merged, "restart"))
     base, cap = values["retry_base_s"], values["retry_max_backoff_s"]
     if cap < base:
         raise ConfigError("retry_max_backoff_s", f"must be >= retry_base_s {base:g}s (from "
