@@ -11,14 +11,23 @@ TRAIN_ARGS ?=
 # Extra options for `make finetune`, e.g. "--whole-side 320 --ema 0.998".
 FINETUNE_ARGS ?=
 
-.PHONY: install run serve test test-fast bench bench-quality train train-holdout finetune image lint clean
+.PHONY: install test-deps run serve test test-fast bench bench-quality train train-holdout finetune image lint clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml tests/node/package-lock.json
+$(VENV)/.installed: pyproject.toml
+	tests/system-packages.sh run
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## What the test suite needs beyond Python: system packages (installed with apt-get as root, else
+## the one command to run is printed) and the Node ali-oss package for tests/node.
+test-deps: install tests/node/node_modules/.installed
+
+tests/node/node_modules/.installed: tests/node/package-lock.json
+	tests/system-packages.sh test
 	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -32,7 +41,7 @@ serve: install
 	$(BIN)/picscore serve --root $(DEMO_ROOT)
 
 ## Everything, on every core (pytest-xdist; one test file per worker, so a file's server starts once).
-test: install
+test: test-deps
 	$(BIN)/pytest -q -n auto --dist loadfile
 
 ## The fast loop: unit tests only (no integration or slow marks), on every core.

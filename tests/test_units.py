@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.units import parse_duration, parse_size
+from worker.units import format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize("text, seconds", [
@@ -54,3 +54,11 @@ def test_size(value: object, size: int) -> None:
 def test_size_refused(value: object) -> None:
     with pytest.raises(ValueError, match="must be a size in bytes"):
         parse_size(value)
+
+
+@pytest.mark.parametrize(("size", "text"), [
+    (0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"), (700 * 2**20, "700.0 MiB"),
+    (3 * 2**40, "3.0 TiB"), (2**60, "1024.0 PiB"),
+])
+def test_format_size(size: int, text: str) -> None:
+    assert format_size(size) == text

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import difflib
 import os
 import signal
 import sys
@@ -224,9 +225,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_unknown(parser: argparse.ArgumentParser, command: str, unknown: list[str]) -> None:
+    """Say which options were not understood, with the command's own usage and the closest
+    option it has (``--concurency`` → ``--concurrency``); argparse alone shows the top-level usage."""
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    command_parser = commands.choices[command]
+    known = [option for action in command_parser._actions for option in action.option_strings]
+    hints = []
+    for word in unknown:
+        if word.startswith("--"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.7)
+            if close:
+                hints.append(f"{word.split('=', 1)[0]}: did you mean {close[0]}?")
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    command_parser.error(message + ("".join(f"\n  {hint}" for hint in hints)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (README "Exit codes")."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(parser, args.command, unknown)
     try:
         return int(args.func(args) or 0)
     except PicscoreError as exc:

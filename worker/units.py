@@ -13,7 +13,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-__all__ = ["parse_duration", "parse_size", "DURATION_EXAMPLES", "SIZE_EXAMPLES"]
+__all__ = ["parse_duration", "parse_size", "format_size", "DURATION_EXAMPLES", "SIZE_EXAMPLES"]
 
 DURATION_EXAMPLES = "300ms, 30s, 90m, 2h or 1h30m"
 SIZE_EXAMPLES = "1048576, 10KiB or 20MB"
@@ -75,3 +75,15 @@ def parse_size(value: Any) -> int:
     if amount < 0 or amount != amount.to_integral_value():
         raise ValueError(problem + " (a whole number of bytes, >= 0)")
     return int(amount)
+
+
+def format_size(n: int) -> str:
+    """Bytes for people: ``1536`` → ``1.5 KiB``, ``734003200`` → ``700.0 MiB`` (powers of 1024)."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -37,7 +37,8 @@ def load_all(path: Path) -> list[Doc]:
 def kubectl() -> str:
     found = shutil.which("kubectl")
     if found is None:
-        pytest.skip("kubectl is not installed (.ci/run installs Debian's kubernetes-client): cannot render overlays")
+        pytest.fail("kubectl is not installed: run `make test-deps` (it installs Debian's kubernetes-client as "
+                    "root, or prints the apt-get command)", pytrace=False)
     return found
 
 

@@ -37,7 +37,8 @@ _LABEL = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 def promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
-        pytest.skip("promtool is not installed (.ci/run installs Debian's prometheus package)")
+        pytest.fail("promtool is not installed: run `make test-deps` (it installs Debian's prometheus package "
+                    "as root, or prints the apt-get command)", pytrace=False)
     return found
 
 

@@ -28,3 +28,20 @@ def test_demo_audits_every_demo_object_into_parquet(tmp_path: Path) -> None:
             assert row["score"] < originals[row["key"].rsplit("/", 1)[1]], row["key"]
     assert str(output.resolve()) in result.stdout
     assert "scored" in result.stdout and "Worst five" in result.stdout
+    # The closing hints work as printed, from a shell that has not activated the venv (issue 15, item 18).
+    lines = result.stdout.splitlines()
+    read_hint = lines[lines.index("Read them with:") + 1].strip()
+    shell_env = {**env, "PATH": "/usr/bin:/bin"}
+    read = subprocess.run(read_hint, shell=True, env=shell_env, capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0 and "originals/" in read.stdout, read.stderr
+    export, serve = (line.strip() for line in lines[-2:])
+    assert export.startswith("export OSS_ACCESS_KEY_ID=") and " serve --root " in serve
+    serve_hint = serve.replace("--port 9000", "--port 0")
+    served = subprocess.Popen(f"{export}; exec {serve_hint}", shell=True, env=shell_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        first = served.stdout.readline()
+        assert first.startswith("picscore serve: listening on http://127.0.0.1:"), served.stderr.read()
+    finally:
+        served.terminate()
+        served.wait(timeout=30)

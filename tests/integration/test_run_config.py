@@ -123,8 +123,8 @@ def test_dry_run_counts_and_estimates_and_writes_nothing(slow, tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         f"picscore run --dry-run: 10 objects listed in oss://{BUCKET}/ under 2 prefix(es); 10 in shard 0/1",
-        "  would score 8 objects: 8 image/score calls (more if retried)",
-        "  would skip  2 objects: EmptyObject 1, Excluded 1",
+        "  would score 8 objects (80 B): 8 image/score calls (more if retried)",
+        "  would skip  2 objects (6 B): EmptyObject 1, Excluded 1",
     ]
     assert list(tmp_path.iterdir()) == []  # neither output nor checkpoint
     time.sleep(0.2)

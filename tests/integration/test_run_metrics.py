@@ -64,8 +64,8 @@ class Pushgateway:
 def start_pushgateway(tmp: Path) -> Iterator[Pushgateway]:
     """A real Pushgateway on a free 127.0.0.1 port, persistence off, ready when yielded."""
     if not os.access(PUSHGATEWAY_BIN, os.X_OK):
-        pytest.fail(f"{PUSHGATEWAY_BIN} is missing: run `make install` after `.ci/run` installs Debian's "
-                    "prometheus-pushgateway (apt-get install prometheus-pushgateway); CI installs it", pytrace=False)
+        pytest.fail(f"{PUSHGATEWAY_BIN} is missing: run `make test-deps` (it installs Debian's "
+                    "prometheus-pushgateway as root, or prints the apt-get command)", pytrace=False)
     log_path = tmp / "pushgateway.log"
     for _ in range(3):  # a free port can be taken between probe and bind: try another
         port = free_port()

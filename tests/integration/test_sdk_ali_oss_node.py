@@ -6,7 +6,7 @@ head, listings, deletes, ``image/score``, presigned URLs, wrong secret). This wr
 nothing itself: it points the script at the session ``server`` and checks the exit status, then
 looks on disk for the object the script leaves behind, so the test cannot pass vacuously.
 
-Node and ``tests/node/node_modules`` are required, not optional: ``make install`` (and so
+Node and ``tests/node/node_modules`` are required, not optional: ``make test`` (and so
 ``.ci/run``) runs ``npm ci --prefix tests/node``. A missing install is a failure, not a skip.
 """
 
@@ -35,10 +35,10 @@ pytestmark = pytest.mark.node
 def _require_node() -> str:
     node = shutil.which("node")
     if node is None:
-        pytest.fail("`node` is not on PATH: install Node.js (>= 18), then run `make install`.",
-                    pytrace=False)
+        pytest.fail("`node` is not on PATH: run `make test-deps` (it installs Node.js as root, or prints the "
+                    "apt-get command).", pytrace=False)
     if not (NODE_DIR / "node_modules" / "ali-oss" / "package.json").is_file():
-        pytest.fail("tests/node/node_modules/ali-oss is not installed: run `make install` "
+        pytest.fail("tests/node/node_modules/ali-oss is not installed: run `make test-deps` "
                     "(it runs `npm ci --prefix tests/node`).", pytrace=False)
     return node
 

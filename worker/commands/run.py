@@ -39,6 +39,7 @@ from ..oss.retry import AuthenticationFailed, CallFailed, RetryPolicy, retrying
 from ..results.parts import PartWriter, open_part_writer
 from ..results.schema import ObjectRef, ResultRow
 from ..settings import RunConfig, fingerprint, split_oss_url
+from ..units import format_size
 from .image_score import ScoreOperation
 from .incremental import PreviousResults
 from .outcome import CommandOutcome
@@ -236,6 +237,7 @@ async def _dry_run(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
     _log_start(config)
     tally = Tally()
     listed = 0
+    size = {"would score": 0, "skipped": 0}
 
     def count_listed(n: int) -> None:
         nonlocal listed
@@ -247,8 +249,10 @@ async def _dry_run(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
         while (item := await queue.get()) is not None:
             if item.row is not None:
                 tally.add(item.row)
+                size["skipped"] += item.ref.size
             else:
                 tally.by_status["would score"] += 1
+                size["would score"] += item.ref.size
 
     async def nothing_done(pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
         return set()
@@ -269,8 +273,9 @@ async def _dry_run(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
     return CommandOutcome(ExitCode.OK, [
         f"picscore run --dry-run: {listed} objects listed in oss://{config.bucket}/ under "
         f"{len(config.prefix)} prefix(es); {would_score + skipped} in shard {index}/{count}",
-        f"  would score {would_score} objects: {would_score} image/score calls (more if retried)",
-        f"  would skip  {skipped} objects: {reasons}",
+        f"  would score {would_score} objects ({format_size(size['would score'])}): {would_score} image/score calls "
+        "(more if retried)",
+        f"  would skip  {skipped} objects ({format_size(size['skipped'])}): {reasons}",
     ])
 
 

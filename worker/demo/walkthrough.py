@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -59,9 +60,20 @@ def run_demo(root: Path, *, output: Path, port: int = 0, out: TextIO) -> int:
         dims = row["dimensions"] or {}
         weakest = min(dims, key=dims.get) if dims else "-"
         print(f"  {row['score']:.3f}  {row['key']:<45} weakest: {weakest} {dims.get(weakest, '')}", file=out)
+    python, picscore = _commands()
     print(f"\nResults (one row per object, Parquet): {output.resolve()}\n"
-          f"Read them with: python -c \"import pyarrow.parquet as pq; "
-          f"print(pq.read_table('{output}').select(['key', 'status', 'score']))\"\n"
-          f"The bucket is the folder {root.resolve() / BUCKET}; serve it yourself with "
-          f"`picscore serve --root {root}`.", file=out)
+          f"Read them with:\n"
+          f"  {python} -c \"import pyarrow.parquet as pq; "
+          f"print(pq.read_table('{output.resolve()}').select(['key', 'status', 'score']))\"\n"
+          f"The bucket is the folder {root.resolve() / BUCKET}. Serve it yourself (any key pair works; "
+          f"clients sign with the same pair):\n"
+          f"  export OSS_ACCESS_KEY_ID=LTAIlocal OSS_ACCESS_KEY_SECRET=local-secret\n"
+          f"  {picscore} serve --root {root.resolve()} --port 9000", file=out)
     return 0
+
+
+def _commands() -> tuple[str, str]:
+    """This installation's Python and ``picscore``, as paths that work without activating the venv."""
+    python = shlex.quote(sys.executable)
+    script = Path(sys.executable).with_name("picscore")
+    return python, shlex.quote(str(script)) if script.exists() else f"{python} -m worker.cli"
