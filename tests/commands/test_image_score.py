@@ -173,14 +173,19 @@ async def test_503_bursts_are_retried_until_scored(faulty) -> None:
     assert set(observer.retries) == {"throttled"}
 
 
-async def test_429_everywhere_fails_after_exactly_the_allowed_attempts(faulty) -> None:
+async def test_throttling_everywhere_is_waited_for_until_the_time_budget_not_the_attempts(faulty) -> None:
+    """Issue 15: a busy service must not lose objects to an attempt count. Throttles (429, 503
+    CpuLimitExceeded) do not use up ``attempts``; only ``total_s`` ends the wait."""
     proc = faulty("429=1")
     observer, lim = RecordingObserver(), limiter()
-    row = await score_on(proc.url, "photo.jpg", observer=observer, lim=lim)
+    budget = RetryPolicy(attempts=2, total_s=0.6, base_s=0.005, max_backoff_s=0.02)
+    started = time.monotonic()
+    row = await score_on(proc.url, "photo.jpg", retry=budget, observer=observer, lim=lim)
+    elapsed = time.monotonic() - started
     assert (row.status, row.http_status, row.error_code) == (Status.FAILED, 429, "TooManyRequests")
-    assert row.attempts == FAST.attempts == len(observer.attempts)
-    assert observer.throttles == FAST.attempts == lim.throttles
-    assert observer.retries == ["throttled"] * (FAST.attempts - 1)
+    assert row.attempts > budget.attempts * 3 and row.attempts == len(observer.attempts) == lim.throttles
+    assert observer.retries == ["throttled"] * (row.attempts - 1)
+    assert 0.3 <= elapsed < 5.0
     assert lim.rate is not None  # the limiter left unlimited mode on the first throttle
 
 

@@ -23,6 +23,7 @@ import structlog
 
 from ..batch.calls import PacedCaller
 from ..batch.checkpoint import Checkpoint
+from ..batch.concurrency import AdaptiveConcurrency
 from ..batch.engine import BatchEngine, BatchOutcome, EngineSettings
 from ..batch.gctuning import throughput_gc
 from ..batch.items import WorkItem
@@ -101,7 +102,10 @@ async def _audit(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
                 policy = _retry_policy(config)
                 secrets = config.credentials.secrets
                 limiter = AdaptiveLimiter(config.rate_limit, burst=config.concurrency)
-                operation = ScoreOperation(client, PacedCaller(limiter, policy, observer=metrics, secrets=secrets))
+                concurrency = AdaptiveConcurrency(config.concurrency)
+                metrics.track_concurrency(concurrency)
+                caller = PacedCaller(limiter, policy, observer=metrics, secrets=secrets, concurrency=concurrency)
+                operation = ScoreOperation(client, caller)
                 source = _listing_source(config, client, policy, metrics, engine.count_listed,
                                          already_done=_in_thread(checkpoint.done_among),
                                          decide=_decider(_selection(config), previous))

@@ -13,10 +13,16 @@ command's push never replaces another's.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, pushadd_to_gateway, start_http_server
 
 __all__ = ["BatchMetrics"]
+
+
+class _HasLimit(Protocol):
+    @property
+    def limit(self) -> int: ...
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
@@ -48,6 +54,10 @@ class BatchMetrics:
                                   registry=registry)
         self.run_success = Gauge("picscore_run_success", "1 when the run finished with exit code 0, else 0.",
                                  registry=registry)
+        self.concurrency_limit = Gauge("picscore_concurrency_limit",
+                                       "Calls the adaptive limit allows in flight now (shrinks when throttled).",
+                                       registry=registry)
+        self._concurrency: _HasLimit | None = None
         self._started = time.monotonic()
         self._server = None
         # Labelled children looked up once: ``.labels()`` per row costs more than the increment.
@@ -99,8 +109,15 @@ class BatchMetrics:
                 self._last_success_set = now
                 self.last_success.set(now)
 
+    def track_concurrency(self, concurrency: _HasLimit) -> None:
+        """Report ``concurrency.limit`` (the engine's adaptive limit) on every :meth:`tick`."""
+        self._concurrency = concurrency
+        self.concurrency_limit.set(concurrency.limit)
+
     def tick(self) -> None:
         self.run_duration.set(time.monotonic() - self._started)
+        if self._concurrency is not None:
+            self.concurrency_limit.set(self._concurrency.limit)
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
         """Expose ``/metrics`` on ``port`` (0 picks one); returns the port."""
