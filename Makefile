@@ -11,7 +11,7 @@ TRAIN_ARGS ?=
 # Extra options for `make finetune`, e.g. "--whole-side 320 --ema 0.998".
 FINETUNE_ARGS ?=
 
-.PHONY: install test-deps run serve test test-fast bench bench-throttle bench-quality train train-holdout finetune image lint clean
+.PHONY: install test-deps run serve test test-fast bench bench-throttle bench-soak bench-quality train train-holdout finetune image lint clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +57,10 @@ bench: install
 ## picscore run against a server that throttles (1 and 2 scoring processes; concurrency 16/64/256).
 bench-throttle: install
 	$(BIN)/python benchmarks/bench_throttle.py
+
+## 10 minutes of mixed traffic against picscore serve: RSS, open fds and errors at start and end.
+bench-soak: install
+	$(BIN)/python benchmarks/bench_soak.py
 
 ## Rebuild the quality model from BIQ2021 (not shipped; see worker/quality/model/MODEL_CARD.md):
 ##   git clone https://github.com/nisarahmedrana/BIQ2021 /data/BIQ2021 && make train BIQ2021=/data/BIQ2021

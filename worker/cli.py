@@ -66,6 +66,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    "behind them (keys synthetic/GG/NNNNNNN.jpg), for client benchmarks; image/score needs "
                    "--fake-score-latency; repeatable")
     p.add_argument("--quality-model", default="accurate", help="image/score's model: " + QUALITY_MODEL_HELP)
+    p.add_argument("--keepalive-timeout", default="60s", metavar="DURATION",
+                   help="close a kept-alive connection idle this long (default 60s)")
+    p.add_argument("--header-timeout", default="20s", metavar="DURATION",
+                   help="close a connection that has not sent complete request headers this long after it "
+                   "opened (default 20s): silent or trickling clients cannot hold sockets")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--event-loop", default="auto", choices=eventloop.EVENT_LOOPS,
                    help="auto (uvloop where installed), uvloop or asyncio (default auto)")
@@ -85,6 +90,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         credentials = load_credentials(args.credentials)
         faults = parse_faults(args.faults)
         fake = parse_duration(args.fake_score_latency, bare_unit="ms") if args.fake_score_latency else None
+        keepalive = _positive_duration("--keepalive-timeout", args.keepalive_timeout)
+        header = _positive_duration("--header-timeout", args.header_timeout)
         synthetic = dict(parse_synthetic_spec(spec) for spec in args.synthetic_bucket)
     except (CredentialsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -95,13 +102,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(root=root, credentials=credentials, host=args.host, port=args.port,
                           service_host=args.service_host or None, region=args.region,
                           workers=args.workers, backlog=args.backlog, faults=faults,
-                          fake_score_latency_s=fake, synthetic_buckets=synthetic, quality_model=quality_model)
+                          fake_score_latency_s=fake, synthetic_buckets=synthetic, quality_model=quality_model,
+                          keepalive_timeout_s=keepalive, header_timeout_s=header)
 
     def announce(host: str, port: int) -> None:
         print(f"picscore serve: listening on http://{host}:{port} (root {root.resolve()}, quality model "
               f"{quality_model}, event loop {eventloop.loop_name()})", flush=True)
 
     return _run_until_signal(serve(config, on_ready=announce), args.event_loop)
+
+
+def _positive_duration(option: str, text: str) -> float:
+    """A duration > 0 (a bare number is seconds), or a ValueError that names ``option``."""
+    from .units import parse_duration
+
+    seconds = parse_duration(text, bare_unit="s")
+    if seconds <= 0:
+        raise ValueError(f"{option}: must be a duration > 0, e.g. 20s")
+    return seconds
 
 
 def _run_until_signal(coro, event_loop: str) -> int:

@@ -50,11 +50,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def failing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """Every image/score answers 503: nothing can be scored."""
+    """Every image/score answers 503 ServiceUnavailable (not a throttle, which would be waited for):
+    nothing can be scored."""
     root = tmp_path_factory.mktemp("exit-codes-failing")
     LocalBucket(root, PICTURES).put("img/0.jpg", make_jpeg(seed=0))
+    faults = "503=1,503-code=ServiceUnavailable,scope=score"
     with start_server(root, {ACCESS_KEY_ID: ACCESS_KEY_SECRET},
-                      args=["--fake-score-latency", "1ms", "--faults", "503=1,scope=score"]) as proc:
+                      args=["--fake-score-latency", "1ms", "--faults", faults]) as proc:
         yield proc
 
 

@@ -312,7 +312,8 @@ def test_run_that_raises_still_pushes_run_success_zero(server: ServerProcess, pu
     output = tmp_path / "out.parquet"
     assert_ok(run_worker(server, prefix, output, "--pushgateway", pushgateway.url))
     assert value(samples(pushgateway.metrics_text()), "picscore_run_success", job=JOB, shard="0-of-1") == 1
-    # Same output again without --resume: the existing checkpoint makes the run fail (exit 2).
-    again = run_worker(server, prefix, output, "--pushgateway", pushgateway.url)
+    # --resume with other settings: the checkpoint belongs to another run, so the run fails (exit 2)
+    # after its metrics exist; the push must say so.
+    again = run_worker(server, prefix, output, "--pushgateway", pushgateway.url, "--resume", "--include", "*.png")
     assert again.returncode == 2, f"{again.stdout}\n{again.stderr[-3000:]}"
     assert value(samples(pushgateway.metrics_text()), "picscore_run_success", job=JOB, shard="0-of-1") == 0

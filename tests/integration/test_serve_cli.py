@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import alibabacloud_oss_v2 as oss
@@ -112,3 +114,23 @@ def test_serve_quality_model_fast_answers_image_score_with_the_fast_layout(tmp_p
         answered = parse_score(got.body.read(), got.request_id)
     assert any("quality model fast" in line for line in server.output)
     assert answered == round(quality.score(data, "fast").overall, 3) != round(quality.score(data).overall, 3)
+
+
+def test_header_timeout_flag_closes_a_silent_connection(tmp_path: Path) -> None:
+    """``--header-timeout`` reaches the server: a client that opens a socket and says nothing is
+    disconnected after it, so silent clients cannot hold the server's file descriptors."""
+    with (start_server(tmp_path, {ACCESS_KEY_ID: ACCESS_KEY_SECRET}, args=["--header-timeout", "1s"]) as server,
+          socket.create_connection(("127.0.0.1", server.port), timeout=10) as silent):
+        started = time.monotonic()
+        while silent.recv(1024):  # the server closes (EOF), perhaps after a 400
+            pass
+        assert time.monotonic() - started < 8
+
+
+def test_a_bad_timeout_flag_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "worker.cli", "serve", "--root", str(tmp_path),
+                           "--header-timeout", "0s"], env={**_env_without_keys(), "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+                                                            "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == "picscore serve: --header-timeout: must be a duration > 0, e.g. 20s\n"

@@ -301,8 +301,10 @@ def test_scope_date_must_equal_x_oss_date() -> None:
     assert "20261126" in err.message
 
 
-@pytest.mark.parametrize("payload_hash", ["STREAMING-UNSIGNED", "ABCDEF", ""])
-def test_x_oss_content_sha256_must_be_unsigned_or_hex(payload_hash: str) -> None:
+@pytest.mark.parametrize("payload_hash", ["STREAMING-UNSIGNED", "ABCDEF", "", "e3b0" * 16])
+def test_x_oss_content_sha256_must_be_unsigned_payload(payload_hash: str) -> None:
+    """OSS accepts UNSIGNED-PAYLOAD only, a hex digest included (EC 0002-00000214,
+    https://help.aliyun.com/en/oss/user-guide/0002-00000214)."""
     req = capture("oss2-v4-get_object", x_oss_content_sha256=payload_hash)
     err = refused(authenticator(received("oss2-v4-get_object")), req)
     assert (err.status, err.code, err.ec) == (400, "InvalidArgument", "0002-00000214")

@@ -4,11 +4,19 @@ Every request takes the same path: give it a request id → authenticate (which 
 bucket and key from Host and path) → maybe inject a fault → run the operation → add the OSS
 headers. Any :class:`OSSError` on the way becomes the OSS error XML (in ``x-oss-err`` for HEAD);
 anything else is logged and answered ``500 InternalError`` — the server keeps serving.
+
+Below the application sits aiohttp's connection protocol, with two additions (:class:`_Connection`):
+a deadline for a new connection's first request headers, and OSS error XML for what aiohttp
+refuses itself before any handler runs (a header line over 8190 bytes, more than 128 headers,
+a request line that is not HTTP). Idle keep-alive connections are closed after
+``keepalive_timeout_s``; aiohttp also closes one whose next request is not complete by then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import secrets
 import socket
 import struct
@@ -19,7 +27,9 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
 
+from ..errors import UsageError
 from ..oss.score_contract import PROCESS_PARAMETER
 from ..quality.model import DEFAULT_LAYOUT
 from .auth import Authenticator
@@ -65,6 +75,12 @@ class ServerConfig:
     synthetic_buckets: Mapping[str, int] = field(default_factory=dict)
     #: ``--quality-model``: the layout of the model that answers image/score (:mod:`worker.quality.model`).
     quality_model: str = DEFAULT_LAYOUT
+    #: Seconds an idle keep-alive connection is kept (aiohttp's own default is an hour). Clients
+    #: reconnect transparently; the SDKs' pools drop idle connections sooner.
+    keepalive_timeout_s: float = 60.0
+    #: Seconds a new connection has to send its first complete request headers; a connection
+    #: that sends nothing, or trickles header lines, is closed then. 0 turns the deadline off.
+    header_timeout_s: float = 20.0
 
     def __repr__(self) -> str:  # credentials stay out of any log line
         return f"ServerConfig(root={str(self.root)!r}, host={self.host!r}, port={self.port})"
@@ -87,6 +103,8 @@ class _Server:
         self.scorer = scorer
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if isinstance(request.protocol, _Connection):
+            request.protocol.headers_received()
         request_id = new_request_id()
         request[_REQUEST_ID_KEY] = request_id  # stamped on the response by _stamp_headers
         started = time.perf_counter()
@@ -96,13 +114,12 @@ class _Server:
             handler = self.operations.pick(call)
             response = await self._with_faults(call, handler)
         except OSSError as err:
-            response = self._error_response(request, request_id, err)
+            response = _error_response(request, request_id, err)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception:
             log.exception("internal_error", request_id=request_id, method=request.method)
-            response = self._error_response(request, request_id, OSSError(500, "InternalError",
-                                            "We encountered an internal error. Please try again."))
+            response = _error_response(request, request_id, _internal_error())
         log.debug("request", request_id=request_id, method=request.method,
                   bucket=call.bucket if call else None, key=call.key if call else None,
                   status=response.status, ms=round((time.perf_counter() - started) * 1000, 1))
@@ -137,15 +154,89 @@ class _Server:
             return await _trickle(call.request, response, faults.slow_body_bps)
         return response
 
-    def _error_response(self, request: web.Request, request_id: str, err: OSSError) -> web.Response:
-        xml = render_error_xml(err, request_id, request.headers.get("Host", ""))
-        headers = {"x-oss-request-id": request_id}
-        if err.ec:
-            headers["x-oss-ec"] = err.ec
-        if request.method == "HEAD":
-            headers["x-oss-err"] = encode_err_header(xml)
-            return web.Response(status=err.status, headers=headers)
-        return web.Response(status=err.status, body=xml, headers=headers, content_type="application/xml")
+
+def _internal_error() -> OSSError:
+    return OSSError(500, "InternalError", "We encountered an internal error. Please try again.")
+
+
+def _error_response(request: web.BaseRequest, request_id: str, err: OSSError) -> web.Response:
+    xml = render_error_xml(err, request_id, request.headers.get("Host", ""))
+    headers = {"x-oss-request-id": request_id, "Server": "AliyunOSS"}
+    if err.ec:
+        headers["x-oss-ec"] = err.ec
+    if request.method == "HEAD":
+        headers["x-oss-err"] = encode_err_header(xml)
+        return web.Response(status=err.status, headers=headers)
+    return web.Response(status=err.status, body=xml, headers=headers, content_type="application/xml")
+
+
+#: aiohttp's parser limits, passed explicitly so that the errors below can name them.
+_MAX_LINE_BYTES = 8190
+_MAX_HEADERS = 128
+
+
+class _Connection(web.RequestHandler):
+    """aiohttp's HTTP/1.1 connection protocol, plus a header deadline and OSS error XML.
+
+    The deadline runs from the moment the connection is accepted until :meth:`headers_received`
+    (the first request's handler starts); bytes arriving do not extend it. Between requests on
+    a kept-alive connection aiohttp's keep-alive timer bounds the wait for the next complete
+    request the same way.
+    """
+
+    def __init__(self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, header_timeout: float,
+                 **options: object) -> None:
+        super().__init__(manager, loop=loop, **options)  # type: ignore[arg-type]
+        self._header_loop = loop
+        self._header_timeout = header_timeout
+        self._header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self._header_timeout > 0:
+            self._header_deadline = self._header_loop.call_later(self._header_timeout, self._headers_too_slow)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.headers_received()
+        super().connection_lost(exc)
+
+    def headers_received(self) -> None:
+        """A complete request arrived: the header deadline no longer applies."""
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        log.debug("header_timeout", timeout_s=self._header_timeout)
+        self.force_close()
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """What aiohttp answers itself (a request it cannot parse; 500 when a handler fails
+        outside :meth:`_Server.handle`), as OSS error XML with a request id."""
+        self.headers_received()
+        if request.writer.output_size > 0:  # as aiohttp: too late for another response
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        request_id = new_request_id()
+        if status == 400:
+            err = OSSError(400, "BadRequest", _bad_request_message(exc, message))
+            log.debug("bad_request", request_id=request_id, error=err.message)
+        else:
+            err = _internal_error()
+            log.error("internal_error", request_id=request_id, status=status, exc_info=exc)
+        response = _error_response(request, request_id, err)
+        response.force_close()
+        return response
+
+
+def _bad_request_message(exc: BaseException | None, message: str | None) -> str:
+    if isinstance(exc, LineTooLong):
+        return f"A request line or header line is longer than {_MAX_LINE_BYTES} bytes."
+    detail = (getattr(exc, "message", None) or message or "").strip()
+    if detail == "Too many headers received":
+        return f"The request has more than {_MAX_HEADERS} header fields."
+    return f"The request is not valid HTTP: {detail[:200]}"
 
 
 def _reset_connection(request: web.Request) -> None:
@@ -199,15 +290,70 @@ def create_app(config: ServerConfig, scorer: Scorer | None = None) -> web.Applic
 
 
 async def serve(config: ServerConfig, on_ready: Callable[[str, int], None] | None = None) -> None:
-    """Run until cancelled. ``on_ready(host, port)`` is called once listening (port 0 → the real one)."""
-    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=5.0)
-    await site.start()
-    if on_ready is not None:
-        sockname = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
-        on_ready(sockname[0], sockname[1])
+    """Run until cancelled. ``on_ready(host, port)`` is called once listening (port 0 → the real one).
+
+    The address is bound before the application starts (before scoring workers load their
+    model), so a busy port fails at once, as :class:`~worker.errors.UsageError`.
+    """
+    _raise_open_files_limit()
+    loop = asyncio.get_running_loop()
+    options = {"access_log": None, "keepalive_timeout": config.keepalive_timeout_s,
+               "max_line_size": _MAX_LINE_BYTES, "max_field_size": _MAX_LINE_BYTES, "max_headers": _MAX_HEADERS}
+    runner = web.AppRunner(create_app(config), handle_signals=False, shutdown_timeout=5.0, **options)
+
+    def connection() -> _Connection:
+        assert runner.server is not None  # serving starts after runner.setup()
+        return _Connection(runner.server, loop=loop, header_timeout=config.header_timeout_s, **options)
+
     try:
+        listener = await loop.create_server(connection, config.host, config.port, backlog=128,
+                                            start_serving=False)
+    except OSError as exc:
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        raise UsageError(f"cannot listen on {host}:{config.port}: {_bind_problem(exc)}") from None
+    try:
+        await runner.setup()
+    except BaseException:
+        listener.close()
+        raise
+    try:
+        await listener.start_serving()
+        if on_ready is not None:
+            sockname = listener.sockets[0].getsockname()
+            on_ready(sockname[0], sockname[1])
         await asyncio.Event().wait()
     finally:
+        listener.close()
         await runner.cleanup()
+
+
+def _bind_problem(exc: OSError) -> str:
+    """Why binding failed, in a few words (asyncio's own text repeats the address)."""
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied (ports below 1024 need privileges)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "no such address on this machine"
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
+
+
+def _raise_open_files_limit() -> None:
+    """Lift the soft open-files limit to the hard one: every connection is a descriptor, and a
+    soft limit of 1024 (a common default) is a thousand idle clients away from refusing all."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = [hard] if hard != resource.RLIM_INFINITY else [1 << 20, 1 << 16]
+    for limit in wanted:
+        if soft != resource.RLIM_INFINITY and soft >= limit:
+            return
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+            return
+        except (ValueError, OSError):
+            continue

@@ -12,6 +12,15 @@ for V1) or from the query of a presigned URL (``x-oss-signature-version`` … fo
 ``OSSAccessKeyId``/``Signature`` for V1). A request signed both ways is refused: OSS does not
 accept a signature in the URL and in the header at once (OSS documentation, "Include a V1
 signature in a URL": https://help.aliyun.com/en/oss/developer-reference/ddd-signatures-to-urls).
+
+Before any of that, the request must be unambiguous and readable (:func:`_check_headers`): a
+header that decides who signed what (``Authorization``, ``Host``, the dates, the security token,
+``x-oss-content-sha256``, ``Content-Type``/``Content-MD5``) may appear once only, because the
+verifier and the handlers read the first copy while a proxy in front may act on another; and
+every header that is signed or shown in an error must be valid UTF-8. aiohttp decodes header
+bytes with ``surrogateescape``, so invalid UTF-8 arrives as lone surrogates that no signer, log
+line or error document can encode: it is refused here with ``400 InvalidArgument`` instead of
+failing later as an internal error.
 """
 
 from __future__ import annotations
@@ -34,6 +43,14 @@ _S3_HEADER = frozenset({"AWS4-HMAC-SHA256", "AWS"})
 _S3_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "AWSAccessKeyId"})
 _V4_PARAMS = frozenset({"x-oss-signature-version", "x-oss-credential", "x-oss-signature"})
 _V1_PARAMS = frozenset({"OSSAccessKeyId", "Signature"})
+#: Headers with one meaning only (RFC 9110 singletons, and what the signature and the time check
+#: read): a second copy is refused rather than silently ignored.
+_SINGLE_HEADERS = (
+    "authorization", "host", "date", "x-oss-date", "x-oss-security-token",
+    "x-oss-content-sha256", "content-type", "content-md5",
+)
+#: Headers whose values reach a string to sign or an error document, besides ``x-oss-*``.
+_TEXT_HEADERS = frozenset(_SINGLE_HEADERS)
 
 
 class _Claim(Protocol):
@@ -45,6 +62,7 @@ class _Claim(Protocol):
     signed_at: float | None
     expires_at: float | None
     mismatch_ec: str
+    additional_headers: tuple[str, ...]
 
     @property
     def auth_params(self) -> frozenset[str]: ...
@@ -106,8 +124,11 @@ class Authenticator:
 
     def authenticate(self, req: WireRequest) -> AuthResult:
         """Return who signed ``req`` and what it addresses, or raise the OSS-shaped error."""
+        _check_headers(req.headers)
         params = parse_query_params(req.raw_query)
         claim = _claim(req, params)
+        for name in claim.additional_headers:  # V4 may sign any header: it must be text too
+            _check_utf8(req.headers, name)
         candidates = resolve(
             req.host, decode_path(req.raw_path),
             service_host=self._service_host, cnames=self._cnames,
@@ -159,6 +180,48 @@ class Authenticator:
             )
 
 
+def _check_headers(headers: Mapping[str, str]) -> None:
+    """Refuse repeated single-valued headers and signed headers that are not valid UTF-8."""
+    for name in _SINGLE_HEADERS:
+        if len(_values(headers, name)) > 1:
+            raise OSSError.invalid_argument(
+                f"The request carries more than one {_title(name)} header; send it once."
+            )
+    for name in {name.lower() for name in headers}:
+        if name in _TEXT_HEADERS or name.startswith("x-oss-"):
+            _check_utf8(headers, name)
+
+
+def _check_utf8(headers: Mapping[str, str], name: str) -> None:
+    """``400 InvalidArgument`` when a value of header ``name`` held bytes that are not UTF-8.
+
+    The message names the header but never quotes its value, which cannot be encoded.
+    """
+    for value in _values(headers, name):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise OSSError.invalid_argument(
+                f"The {_title(name)} header is not valid UTF-8."
+            ) from None
+
+
+def _values(headers: Mapping[str, str], name: str) -> list[str]:
+    """Every value of ``name``: all copies from a multidict, the one value from a plain mapping."""
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return list(getall(name, ()))
+    value = headers.get(name)
+    return [] if value is None else [value]
+
+
+def _title(name: str) -> str:
+    """``x-oss-date`` → ``x-oss-date``, ``content-md5`` → ``Content-MD5``: names as OSS writes them."""
+    if name.startswith("x-oss-"):
+        return name
+    return {"content-md5": "Content-MD5"}.get(name, "-".join(p.capitalize() for p in name.split("-")))
+
+
 def _claim(req: WireRequest, params: Sequence[QueryParam]) -> _Claim:
     """Pick the scheme from the ``Authorization`` header or the query and parse it."""
     header = req.headers.get("authorization")
@@ -180,10 +243,26 @@ def _claim(req: WireRequest, params: Sequence[QueryParam]) -> _Claim:
             f"Unsupported Authorization scheme {algorithm[:40]!r}: use OSS4-HMAC-SHA256 or OSS."
         )
     if in_query == "v4-presigned":
-        return sigv4.claim_from_query(params)
+        _refuse_repeated_params(params, sigv4.PRESIGN_PARAMS)
+        return sigv4.claim_from_query(params, req.headers)
     if in_query == "v1-presigned":
+        _refuse_repeated_params(params, sigv1.PRESIGN_PARAMS)
         return sigv1.claim_from_query(params)
     raise OSSError.access_denied()
+
+
+def _refuse_repeated_params(params: Sequence[QueryParam], names: frozenset[str]) -> None:
+    """A presigned URL names each of its signature parameters once: with two
+    ``x-oss-security-token`` (or ``Signature``, ``Expires`` …) which one was meant is
+    ambiguous, so the URL is refused (400) rather than read by first or last copy."""
+    seen: set[str] = set()
+    for param in params:
+        if param.name in names:
+            if param.name in seen:
+                raise OSSError.invalid_argument(
+                    f"The URL carries the {param.name} parameter more than once."
+                )
+            seen.add(param.name)
 
 
 def _query_scheme(names: set[str]) -> str | None:

@@ -5,15 +5,34 @@ the way Alibaba Cloud OSS renders it — status, ``x-oss-ec`` header and the ``<
 ``Code``, ``Message``, ``RequestId``, ``HostId`` and ``EC`` (OSS documentation, "Error responses":
 https://www.alibabacloud.com/help/en/oss/user-guide/overview-14) — so that the official SDKs map
 it onto their normal exception classes. Handlers raise; one middleware renders. No handler builds XML.
+
+Echoed values (a key, an AccessKeyId, a process string) come from the client and may hold
+characters XML 1.0 cannot carry even as character references (control characters, lone
+surrogates from bytes that were not UTF-8): :func:`xml_text` writes those as visible ``\\xNN``
+escapes, so every error document parses.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
-__all__ = ["OSSError", "render_error_xml", "encode_err_header"]
+__all__ = ["OSSError", "render_error_xml", "encode_err_header", "xml_text"]
+
+#: Characters outside XML 1.0's ``Char`` production (https://www.w3.org/TR/xml/#charsets):
+#: C0 controls but tab, LF and CR; surrogates; U+FFFE and U+FFFF.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: CR is a legal character, but a parser turns a literal one into LF: keep it as a reference.
+_ENTITIES = {"\r": "&#13;"}
+
+
+def xml_text(value: str) -> str:
+    """``value`` as XML 1.0 character data: ``&``, ``<``, ``>`` escaped, and each character
+    XML cannot carry written as its Python escape (``\\x01``, ``\\udcff``), so it stays visible."""
+    visible = _NOT_XML_CHAR.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), value)
+    return escape(visible, _ENTITIES)
 
 
 @dataclass
@@ -56,15 +75,15 @@ def render_error_xml(err: OSSError, request_id: str, host_id: str) -> bytes:
     """The ``<Error>`` document OSS sends, with ``RequestId`` equal to ``x-oss-request-id``."""
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error>\n',
-        f"  <Code>{escape(err.code)}</Code>\n",
-        f"  <Message>{escape(err.message)}</Message>\n",
-        f"  <RequestId>{escape(request_id)}</RequestId>\n",
-        f"  <HostId>{escape(host_id)}</HostId>\n",
+        f"  <Code>{xml_text(err.code)}</Code>\n",
+        f"  <Message>{xml_text(err.message)}</Message>\n",
+        f"  <RequestId>{xml_text(request_id)}</RequestId>\n",
+        f"  <HostId>{xml_text(host_id)}</HostId>\n",
     ]
-    parts += [f"  <{name}>{escape(value)}</{name}>\n" for name, value in err.extra.items()]
+    parts += [f"  <{name}>{xml_text(value)}</{name}>\n" for name, value in err.extra.items()]
     if err.ec:
-        parts.append(f"  <EC>{escape(err.ec)}</EC>\n")
-        parts.append(f"  <RecommendDoc>https://api.aliyun.com/troubleshoot?q={escape(err.ec)}</RecommendDoc>\n")
+        parts.append(f"  <EC>{xml_text(err.ec)}</EC>\n")
+        parts.append(f"  <RecommendDoc>https://api.aliyun.com/troubleshoot?q={xml_text(err.ec)}</RecommendDoc>\n")
     parts.append("</Error>\n")
     return "".join(parts).encode("utf-8")
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import re
 from collections.abc import Mapping
 from email.utils import formatdate, parsedate_to_datetime
+from itertools import chain
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
@@ -30,8 +32,23 @@ from .storage import LocalStore, ObjectMeta
 
 __all__ = ["Operations"]
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: At most 19 digits a side (any 63-bit offset): CPython refuses int() of over 4300 digits.
+_RANGE_RE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
+#: OSS deletes at most 1,000 objects per DeleteMultipleObjects request
+#: (https://www.alibabacloud.com/help/en/oss/developer-reference/deletemultipleobjects).
 _MAX_DELETE_KEYS = 1000
+#: Elements a valid delete list can hold: ``Delete``, ``Quiet``, and ``Object``/``Key``/``VersionId``
+#: per key. Parsing stops past this, so a body of countless tiny elements never becomes a tree.
+_MAX_DELETE_ELEMENTS = 2 + 3 * _MAX_DELETE_KEYS
+#: The largest valid delete list: 1,000 keys of 1,023 bytes, every byte XML-escaped (at most six
+#: bytes, ``&quot;``), plus the elements — about 6.2 MB. Bodies are read up to this, never further.
+MAX_DELETE_BODY = 8 * 1024 * 1024
+#: ProcessObject's form is one field, ``x-oss-process=…`` (a process string, maybe a sys/saveas target).
+MAX_PROCESS_FORM = 64 * 1024
+#: OSS limits an object's user metadata to 8 KB: the ``x-oss-meta-*`` names and values together
+#: (EC 0011-00000002: https://www.alibabacloud.com/help/en/oss/user-guide/0011-00000002).
+MAX_USER_META_BYTES = 8 * 1024
+_USER_META_PREFIX = "x-oss-meta-"
 
 
 def _object_headers(meta: ObjectMeta) -> dict[str, str]:
@@ -220,20 +237,31 @@ class Operations:
         return await asyncio.to_thread(list_page, self.store, bucket, **query)
 
     async def delete_multiple(self, call: Call) -> web.StreamResponse:
+        """DeleteMultipleObjects. The body (the key list) is not signed but Content-MD5 is, so OSS
+        requires Content-MD5 here and deletes nothing unless the body matches it; so does this server."""
         assert call.bucket is not None
+        expected_md5 = _content_md5(call.header("Content-MD5"))
+        if expected_md5 is None:
+            raise OSSError(400, "MissingArgument", "Missing Some Required Arguments: Content-MD5.",
+                           "0016-00000606", {"ArgumentName": "Content-MD5"})
+        encoding = self._encoding(call)
         await asyncio.to_thread(self.store.require_bucket, call.bucket)
-        body = await call.request.read()
+        body = await call.read_body(MAX_DELETE_BODY)
+        if hashlib.md5(body).digest() != expected_md5:
+            raise OSSError(400, "InvalidDigest", "The Content-MD5 you specified did not match what we received.",
+                           "0017-00000503")
         keys, quiet = _parse_delete_body(body)
         deleted = []
         for key in keys:
             await asyncio.to_thread(self.store.delete, call.bucket, key)
             deleted.append(key)
-        return _xml(xmlbody.delete_result([] if quiet else deleted, self._encoding(call)))
+        return _xml(xmlbody.delete_result([] if quiet else deleted, encoding))
 
     # -- objects ----------------------------------------------------------------------------
     async def put_object(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
         expected_md5 = _content_md5(call.header("Content-MD5"))
+        user_meta = _user_metadata(call)
         pending = await asyncio.to_thread(self.store.begin_put, call.bucket, call.key)
         try:
             async for chunk in call.request.content.iter_chunked(1 << 20):
@@ -241,8 +269,6 @@ class Operations:
         except BaseException:
             pending.abort()
             raise
-        user_meta = {name[len("x-oss-meta-"):].lower(): value for name, value in call.request.headers.items()
-                     if name.lower().startswith("x-oss-meta-")}
         meta = await asyncio.to_thread(
             pending.commit, call.header("Content-Type") or None, user_meta, expected_md5,
             call.header("x-oss-forbid-overwrite").lower() == "true")
@@ -254,6 +280,7 @@ class Operations:
 
     async def get_object(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
+        overrides = _response_overrides(call.query)
         handle = await asyncio.to_thread(self.store.open, call.bucket, call.key)
         try:
             meta = handle.meta
@@ -263,8 +290,7 @@ class Operations:
             headers = _object_headers(meta)
             if status == 304:
                 return web.Response(status=304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
-            if ctype := call.query.get("response-content-type"):
-                headers["Content-Type"] = ctype
+            headers.update(overrides)
             byte_range = _parse_range(call.header("Range"), meta.size) if call.header("Range") else None
             if call.header("Range") and byte_range is None and call.header("x-oss-range-behavior") == "standard":
                 raise OSSError(416, "InvalidRange", "The requested range is not satisfiable.", "0003-00000405")
@@ -321,7 +347,8 @@ class Operations:
     async def process_object_post(self, call: Call) -> web.StreamResponse:
         """ProcessObject: POST with a form body ``x-oss-process=image/score``, the form OSS takes
         for processing with ``sys/saveas`` (https://help.aliyun.com/en/oss/user-guide/sys-or-saveas)."""
-        form = dict(parse_qsl((await call.request.read()).decode("utf-8", "replace"), keep_blank_values=True))
+        body = await call.read_body(MAX_PROCESS_FORM)
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if PROCESS_PARAMETER not in form:
             raise OSSError(400, "MissingArgument", "The x-oss-process form field is missing.")
         return await self._score(call, form[PROCESS_PARAMETER])
@@ -348,10 +375,49 @@ class Operations:
             handle.close()
 
 
-_GET_OBJECT_PARAMS = frozenset({
-    "response-content-type", "response-content-language", "response-expires",
-    "response-cache-control", "response-content-disposition", "response-content-encoding",
-})
+#: GetObject's ``response-*`` parameters and the response header each one sets
+#: (https://www.alibabacloud.com/help/en/oss/developer-reference/getobject).
+_RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+_GET_OBJECT_PARAMS = frozenset(_RESPONSE_OVERRIDES)
+#: What a header value cannot hold: CR/LF (a second header, or a body, smuggled in), other
+#: control characters but tab, and lone surrogates (bytes that were not UTF-8).
+_NOT_HEADER_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+
+
+def _response_overrides(query: Mapping[str, str]) -> dict[str, str]:
+    """The headers GetObject's ``response-*`` parameters ask for; 400 InvalidArgument for a
+    value no header can carry (a CR/LF would otherwise split the response)."""
+    headers = {}
+    for param, header in _RESPONSE_OVERRIDES.items():
+        value = query.get(param, "")
+        if _NOT_HEADER_TEXT.search(value):
+            raise OSSError.invalid_argument(f"The {param} parameter must not contain control characters.",
+                                            ArgumentName=param, ArgumentValue=value[:200])
+        if value:
+            headers[header] = value
+    return headers
+
+
+def _user_metadata(call: Call) -> dict[str, str]:
+    """``x-oss-meta-*`` headers as ``{name: value}`` (name lower-cased, prefix dropped); over
+    8 KB of names and values together is refused before any byte of the body is read."""
+    meta: dict[str, str] = {}
+    size = 0
+    for name, value in call.request.headers.items():
+        if name.lower().startswith(_USER_META_PREFIX):
+            meta[name[len(_USER_META_PREFIX):].lower()] = value
+            size += len(name.encode("utf-8", "surrogateescape")) + len(value.encode("utf-8", "surrogateescape"))
+    if size > MAX_USER_META_BYTES:
+        raise OSSError(400, "MetadataTooLarge", f"The user metadata (x-oss-meta-* names and values) is {size} bytes; "
+                       f"at most {MAX_USER_META_BYTES} are allowed.", "0011-00000002")
+    return meta
 
 
 def _content_md5(value: str) -> bytes | None:
@@ -367,14 +433,32 @@ def _content_md5(value: str) -> bytes | None:
 
 
 def _parse_delete_body(body: bytes) -> tuple[list[str], bool]:
-    """``<Delete><Quiet>…</Quiet><Object><Key>…</Key></Object>…</Delete>`` → (keys, quiet)."""
+    """``<Delete><Quiet>…</Quiet><Object><Key>…</Key></Object>…</Delete>`` → (keys, quiet).
+
+    Parsed incrementally, counting elements as they open: past what 1,000 keys need, parsing
+    stops, so the tree never grows beyond a valid request's.
+    """
+    too_many = OSSError(400, "MalformedXML", f"A delete request names 1 to {_MAX_DELETE_KEYS} keys.")
+    parser = ElementTree.XMLPullParser(events=("start",))
+    root: ElementTree.Element | None = None
+    elements = 0
+    step = 64 * 1024
     try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
+        for piece in chain((body[at:at + step] for at in range(0, len(body), step)), [None]):
+            if piece is None:
+                parser.close()  # raises ParseError for an unfinished document
+            else:
+                parser.feed(piece)
+            for _event, element in parser.read_events():
+                root = element if root is None else root
+                elements += 1
+                if elements > _MAX_DELETE_ELEMENTS:
+                    raise too_many
+    except (ElementTree.ParseError, LookupError, ValueError):  # LookupError: an unknown declared encoding
         raise OSSError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
-    if root.tag != "Delete":
+    if root is None or root.tag != "Delete":
         raise OSSError(400, "MalformedXML", "The XML root must be <Delete>.")
     keys = [obj.findtext("Key") or "" for obj in root.findall("Object")]
     if not keys or len(keys) > _MAX_DELETE_KEYS:
-        raise OSSError(400, "MalformedXML", f"A delete request names 1 to {_MAX_DELETE_KEYS} keys.")
+        raise too_many
     return keys, (root.findtext("Quiet") or "").strip().lower() == "true"

@@ -54,8 +54,22 @@ def validate_key(key: str) -> None:
             raise _invalid_key(key, "it contains an empty, '.' or '..' path segment")
         if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
             raise _invalid_key(key, f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
-    if segments[0] == RESERVED_DIR:
+    if _names_reserved_dir(segments[0]):
         raise _invalid_key(key, f"'{RESERVED_DIR}/' is reserved for the server's own metadata")
+
+
+def _names_reserved_dir(segment: str) -> bool:
+    """Whether a file system may resolve ``segment`` to :data:`RESERVED_DIR`.
+
+    Compared after Unicode case folding, because the default file systems of macOS (APFS,
+    HFS+) and Windows (NTFS) are case-insensitive: ``.PICSCORE`` and ``.PicScore`` open the
+    same directory as ``.picscore`` there. Windows also drops trailing dots and spaces from a
+    path component (``.picscore.`` is ``.picscore``) and reads ``name:stream`` as a stream
+    of ``name``, so those suffixes are cut before comparing. Folding more than a file system
+    does (``str.casefold`` maps ``ſ`` to ``s``, the Kelvin sign to ``k``) only refuses a few
+    more odd keys, never lets one through.
+    """
+    return segment.partition(":")[0].rstrip(" .").casefold() == RESERVED_DIR
 
 
 def validate_bucket_name(name: str) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ServerProcess", "start_server"]
+__all__ = ["ServerProcess", "start_command", "start_server"]
 
 _READY = re.compile(r"listening on (http://\S+)")
 
@@ -62,13 +62,25 @@ def start_server(root: Path, credentials: Mapping[str, str], *, args: Sequence[s
     The keys reach the child through ``OSS_ACCESS_KEY_ID``/``OSS_ACCESS_KEY_SECRET`` (one
     pair) or a ``--credentials`` file written by the caller and passed in ``args``.
     """
+    command = [sys.executable, "-m", "worker.cli", "serve", "--root", str(root), "--port", "0", *args]
+    return start_command(command, credentials, timeout=timeout, env=env)
+
+
+def start_command(command: Sequence[str], credentials: Mapping[str, str], *, timeout: float = 60.0,
+                  env: Mapping[str, str] | None = None) -> ServerProcess:
+    """Start ``command``, a server that prints ``listening on http://HOST:PORT`` once it listens.
+
+    :func:`start_server` runs ``picscore serve`` with it; tests also run servers configured in
+    ways the command line does not offer (a short header timeout), or under a wrapper (a lower
+    ``ulimit``), and wait for them the same way. The first pair of ``credentials``, if any,
+    reaches the child as ``OSS_ACCESS_KEY_ID``/``OSS_ACCESS_KEY_SECRET``.
+    """
     child_env = dict(os.environ if env is None else env)
     if credentials:
         (key_id, secret), = list(credentials.items())[:1]
         child_env["OSS_ACCESS_KEY_ID"] = key_id
         child_env["OSS_ACCESS_KEY_SECRET"] = secret
-    command = [sys.executable, "-m", "worker.cli", "serve", "--root", str(root), "--port", "0", *args]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=child_env, bufsize=1)
     output: list[str] = []
     found: list[str] = []
@@ -88,6 +100,7 @@ def start_server(root: Path, credentials: Mapping[str, str], *, args: Sequence[s
     pump_thread.start()
     if not ready.wait(timeout) or not found:
         process.kill()
+        process.wait()
         raise RuntimeError("picscore serve did not start:\n" + "".join(output[-30:]))
     url = found[0]
     return ServerProcess(url=url, port=int(url.rsplit(":", 1)[1]), process=process, output=output,

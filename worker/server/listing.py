@@ -41,7 +41,8 @@ def parse_max_keys(raw: str | None) -> int:
     """``max-keys``: an integer 1..1000 (OSS answers 400 ``InvalidArgument`` otherwise)."""
     if raw is None or raw == "":
         return DEFAULT_MAX_KEYS
-    value = int(raw) if raw.isascii() and raw.isdigit() else -1
+    # Four digits at most before int(): CPython refuses to convert over 4300 digits (a 500).
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 4 else -1
     if not 0 <= value <= MAX_KEYS_LIMIT:
         raise OSSError.invalid_argument("max-keys should be an integer between 0 and 1000.",
                                         ArgumentName="max-keys", ArgumentValue=raw[:50])

@@ -4,6 +4,12 @@ Image decoding and the quality measures are CPU-bound and hold the GIL, so they 
 processes. The pool accepts at most ``workers + backlog`` images at once; one more and the
 server answers ``503 CpuLimitExceeded`` immediately, as OSS does under load, instead of
 queueing without bound — so clients meet real backpressure and memory stays bounded.
+
+A worker can die (the OOM killer, a crash in a native decoder), which breaks the whole
+``ProcessPoolExecutor``: the scorer then replaces the pool, so a death costs at most the
+requests that were on it, each answered with a retryable 503. Each worker also runs under an
+address-space limit (:func:`limit_address_space`), a backstop behind the decode budget of
+:mod:`worker.quality.decode`.
 """
 
 from __future__ import annotations
@@ -18,13 +24,18 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
 
 from .. import quality
 from ..quality.model import check_layout, shipped_model
 from .errors import OSSError
 
 __all__ = ["ScoreResult", "Scorer", "ProcessPoolScorer", "FixedLatencyScorer", "score_bytes",
-           "admission_capacity"]
+           "admission_capacity", "limit_address_space"]
+
+log = structlog.get_logger("picscore.server")
 
 
 @dataclass(frozen=True)
@@ -33,13 +44,48 @@ class ScoreResult:
     dimensions: dict[str, float]
 
 
-def score_bytes(data: bytes, model: str = quality.DEFAULT_LAYOUT) -> ScoreResult | tuple[str, str | None, str]:
+#: What a worker sends back: a score, or an image error as (OSS code, EC, message).
+ScoreOutcome = ScoreResult | tuple[str, str | None, str]
+
+
+#: Address space a scoring worker may add to what it had when it started: the model and the
+#: largest decode :mod:`worker.quality.decode` admits (its DECODE_BUDGET_BYTES) take well under
+#: half of it. A backstop for what that budget cannot foresee (a decoder's own buffers, a bug).
+WORKER_ADDRESS_SPACE_HEADROOM = 2 * 2**30
+
+
+def score_bytes(data: bytes, model: str = quality.DEFAULT_LAYOUT) -> ScoreOutcome:
     """Runs in a worker process. Image errors come back as values: they are answers, not crashes."""
     try:
         result = quality.score(data, model)
     except quality.ImageError as exc:
         return (exc.oss_code, exc.ec, str(exc))
+    except MemoryError:  # the worker's address-space limit: this picture asks too much of it
+        return ("ImageTooLarge", "0040-00000012", "The image needs more memory to process than is allowed.")
     return ScoreResult(result.overall, dict(result.dimensions))
+
+
+def limit_address_space(headroom: int = WORKER_ADDRESS_SPACE_HEADROOM) -> None:
+    """Pool initializer: cap this worker's address space (RLIMIT_AS) at its size now plus
+    ``headroom``, so a runaway decode fails in this worker — a MemoryError, or at worst its
+    death and a new pool — instead of pushing the machine into the OOM killer.
+
+    Relative to the size at start, not absolute: what numpy's BLAS and the forkserver mapped
+    before depends on the machine's cores. Best effort: an initializer that raises would
+    break the pool, so where the limit cannot be read or set the worker runs without it.
+    """
+    try:
+        import resource
+
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+        limit = pages * os.sysconf("SC_PAGE_SIZE") + headroom
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        if soft == resource.RLIM_INFINITY or soft > limit:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, OSError, ValueError):  # no resource module (Windows), no /proc (macOS)
+        pass
 
 
 def load_model(model: str = quality.DEFAULT_LAYOUT) -> int:
@@ -51,6 +97,14 @@ def load_model(model: str = quality.DEFAULT_LAYOUT) -> int:
 
 def _image_error(code: str, ec: str | None, message: str) -> OSSError:
     return OSSError(400, code, message, ec)
+
+
+def _worker_lost() -> OSSError:
+    """A scoring worker died under this request: retryable, and a throttle signal to clients
+    (SDKs retry 503; ``picscore run`` slows down on ``CpuLimitExceeded``) while the pool restarts."""
+    return OSSError(503, "CpuLimitExceeded",
+                    "An image processing worker stopped while handling this request; retry it.",
+                    "0040-00000100")
 
 
 def _overloaded() -> OSSError:
@@ -118,7 +172,8 @@ class ProcessPoolScorer(Scorer):
         # model once in the server process that forks the workers.
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["worker.quality"])
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
+                                   initializer=limit_address_space)
 
     async def warm_up(self) -> None:
         """Start every worker now rather than on the first request (which would time out)."""
@@ -126,22 +181,47 @@ class ProcessPoolScorer(Scorer):
         await asyncio.gather(*(loop.run_in_executor(self._pool, load_model, self.model) for _ in range(self.workers)))
 
     async def score(self, data: bytes, received: float | None = None) -> ScoreResult:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, score_bytes, data, self.model)
+        pool = self._pool
+        try:
+            future = self._submit(pool, data)
+        except BrokenProcessPool:
+            # The pool broke while idle (a worker was killed between requests): this image
+            # did not break it, so it gets the new pool at once instead of an error.
+            pool = self._replace(pool)
+            future = self._submit(pool, data)
         try:
             outcome = await asyncio.wait_for(future, self.timeout_s)
         except BrokenProcessPool:
-            # A worker died (killed by the OOM killer, say). Replace the pool so the server
-            # keeps serving; this request reports an internal error.
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
-            raise OSSError(500, "InternalError", "The image worker failed; please retry.") from None
+            # A worker died while this image was queued or running. It may be the image that
+            # killed it, so it is not retried here — a poison image would break the new pool
+            # too, and fail everything queued there. The client may retry: 503 says so.
+            self._replace(pool)
+            raise _worker_lost() from None
         except TimeoutError:
             raise OSSError(503, "CpuLimitExceeded", "Scoring this image took too long.",
                            "0040-00000100") from None
         if isinstance(outcome, tuple):
             raise _image_error(*outcome)
         return outcome
+
+    def _submit(self, pool: ProcessPoolExecutor, data: bytes) -> asyncio.Future[ScoreOutcome]:
+        """Queue ``data`` on ``pool``; raises BrokenProcessPool at once if the pool is broken."""
+        return asyncio.get_running_loop().run_in_executor(pool, score_bytes, data, self.model)
+
+    def _replace(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
+        """Swap the broken pool for a new one — once, however many requests saw it break —
+        and start the new workers now, so the next requests find the model loaded."""
+        if self._pool is broken:
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            log.warning("scoring_pool_replaced", reason="a scoring worker died", workers=self.workers)
+            loop = asyncio.get_running_loop()
+            for _ in range(self.workers):
+                # Nobody awaits these: retrieve the outcome, so a broken start is not logged as
+                # "never retrieved"; the next request that meets the broken pool replaces it.
+                warming = loop.run_in_executor(self._pool, load_model, self.model)
+                warming.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return self._pool
 
     async def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

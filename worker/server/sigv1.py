@@ -85,6 +85,8 @@ class V1Claim:
     expires_at: float | None
 
     mismatch_ec = MISMATCH_EC
+    #: V1 signs no header beyond ``Content-MD5``, ``Content-Type``, the date and ``x-oss-*``.
+    additional_headers: tuple[str, ...] = ()
 
     @property
     def auth_params(self) -> frozenset[str]:

@@ -61,7 +61,6 @@ _PRODUCTS = frozenset({"oss", "oss-cloudbox"})  # CloudBox puts its id in the re
 _TERMINATOR = "aliyun_v4_request"
 _TIMESTAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _SCOPE_DATE = re.compile(r"[0-9]{8}")
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _DIGITS = re.compile(r"[0-9]+")
 _ALWAYS_SIGNED = frozenset({"content-type", "content-md5"})
 _HEADER_FIELDS = frozenset({"Credential", "AdditionalHeaders", "Signature"})
@@ -166,11 +165,16 @@ def claim_from_headers(headers: Mapping[str, str]) -> V4Claim:
     )
 
 
-def claim_from_query(params: Sequence[QueryParam]) -> V4Claim:
+def claim_from_query(
+    params: Sequence[QueryParam], headers: Mapping[str, str] | None = None,
+) -> V4Claim:
     """Parse the ``x-oss-*`` parameters of a presigned V4 URL.
 
-    ``x-oss-expires`` is relative seconds in every SDK, limited to 1..604800.
+    ``x-oss-expires`` is relative seconds in every SDK, limited to 1..604800. A presigned URL
+    signs no payload; an ``x-oss-content-sha256`` header sent with it must still say
+    ``UNSIGNED-PAYLOAD`` (see :func:`_parse_payload_hash`).
     """
+    _parse_payload_hash((headers or {}).get("x-oss-content-sha256"))
     version = _single(params, "x-oss-signature-version")
     if version != ALGORITHM:
         raise _malformed(f"x-oss-signature-version must be {ALGORITHM}")
@@ -178,7 +182,10 @@ def claim_from_query(params: Sequence[QueryParam]) -> V4Claim:
     timestamp = _single(params, "x-oss-date")
     signed_at = _parse_timestamp(timestamp, scope, "x-oss-date")
     expires = _single(params, "x-oss-expires")
-    if not _DIGITS.fullmatch(expires) or not 1 <= int(expires) <= MAX_EXPIRES_S:
+    # Length first: int() refuses strings of over 4300 digits with a ValueError (CPython's
+    # int_max_str_digits), which must stay a 400, not become a 500.
+    if (not _DIGITS.fullmatch(expires) or len(expires.lstrip("0")) > len(str(MAX_EXPIRES_S))
+            or not 1 <= int(expires) <= MAX_EXPIRES_S):
         raise OSSError.invalid_argument(
             f"x-oss-expires must be a whole number of seconds from 1 to {MAX_EXPIRES_S}.",
             "0002-00000232",
@@ -243,20 +250,25 @@ def _parse_additional(value: str) -> tuple[str, ...]:
 
 
 def _parse_payload_hash(value: str | None) -> str:
-    """``x-oss-content-sha256``: ``UNSIGNED-PAYLOAD`` (what every SDK sends) or a hex digest.
+    """``x-oss-content-sha256``: ``UNSIGNED-PAYLOAD``, the only value OSS accepts.
 
-    Absent means ``UNSIGNED-PAYLOAD``. A hex digest is signed like any other
-    value; comparing it with the body is the upload handler's business.
+    OSS V4 does not sign payloads: its documentation for EC 0002-00000214 ("The value of the
+    x-oss-content-sha256 header is invalid", https://help.aliyun.com/en/oss/user-guide/0002-00000214)
+    has one solution, "Set the x-oss-content-sha256 header to UNSIGNED-PAYLOAD", and every SDK
+    hard-codes it (``alibabacloud_oss_v2/signer/v4.py`` ``_auth_header``, ``oss2/auth.py``
+    ``ProviderAuthV4._sign_request``). A hex digest is therefore refused, not verified: accepting
+    it unverified would let a signature claim a body it never covered. Absent means
+    ``UNSIGNED-PAYLOAD``, as in the SDKs' canonical requests.
     """
     if value is None:
         return UNSIGNED_PAYLOAD
-    value = value.strip()
-    if value != UNSIGNED_PAYLOAD and not _SHA256_HEX.fullmatch(value):
+    if value.strip() != UNSIGNED_PAYLOAD:
         raise OSSError.invalid_argument(
-            "x-oss-content-sha256 must be UNSIGNED-PAYLOAD or a lower-case hex SHA-256.",
+            "The value of the x-oss-content-sha256 header is invalid: OSS signature V4 accepts "
+            "only UNSIGNED-PAYLOAD.",
             "0002-00000214",
         )
-    return value
+    return UNSIGNED_PAYLOAD
 
 
 def _single(params: Sequence[QueryParam], name: str) -> str:

@@ -88,13 +88,20 @@ def decode_path(raw_path: str) -> str:
     """
     path = _ABSOLUTE_FORM.sub("", raw_path, count=1).partition("?")[0] or "/"
     try:
-        return unquote(path, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
+        return _text(unquote(path, encoding="utf-8", errors="strict"))
+    except UnicodeError:
         raise OSSError.invalid_argument("The request path is not valid UTF-8 once decoded.") from None
 
 
 def _form_decode(text: str) -> str:
     try:
-        return unquote_plus(text, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
+        return _text(unquote_plus(text, encoding="utf-8", errors="strict"))
+    except UnicodeError:
         raise OSSError.invalid_argument("A query parameter is not valid UTF-8 once decoded.") from None
+
+
+def _text(decoded: str) -> str:
+    """``decoded`` if it is encodable text; raw bytes that were not UTF-8 reach us as lone
+    surrogates (``surrogateescape``), which ``unquote`` passes through untouched."""
+    decoded.encode("utf-8")
+    return decoded

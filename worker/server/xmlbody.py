@@ -1,7 +1,8 @@
 """XML documents the server answers with: listings, bucket info, delete results.
 
 Built from nested ``(tag, value)`` tuples so each document reads like the OSS API reference,
-and every text value is escaped in one place.
+and every text value is escaped in one place (:func:`~worker.server.errors.xml_text`, which also
+keeps characters XML 1.0 cannot carry out of the document).
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
-from xml.sax.saxutils import escape
 
+from .errors import xml_text
 from .listing import ListPage, encode_token
 from .storage import ObjectMeta
 
@@ -36,7 +37,7 @@ def _render(node: Node) -> str:
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, (str, int)):
-        text = escape(str(value))
+        text = xml_text(str(value))
     else:
         text = "".join(_render(child) for child in value)
     return f"<{tag}>{text}</{tag}>"
