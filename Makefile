@@ -44,9 +44,9 @@ serve: install
 test: test-deps
 	$(BIN)/pytest -q -n auto --dist loadfile
 
-## The fast loop: unit tests only (no integration or slow marks), on every core.
+## The fast loop: unit tests only (no integration or slow marks), on every core, test by test.
 test-fast: install
-	$(BIN)/pytest -q -n auto --dist loadfile -m "not integration and not slow"
+	$(BIN)/pytest -q -n auto --dist load -m "not integration and not slow"
 
 bench: install
 	$(BIN)/python benchmarks/bench_server.py

@@ -79,6 +79,7 @@ def test_explain_names_the_weakest_dimensions(tmp_path: Path) -> None:
     assert lines[0]["explain"].startswith("weakest: ")
 
 
+@pytest.mark.slow
 def test_process_pool_gives_the_same_lines_in_the_same_order(mixed: Path) -> None:
     for i, name in enumerate(DEMO_IMAGES):
         shutil.copy(mixed / "b.jpg", mixed / "sub" / f"copy{i}-{name}")

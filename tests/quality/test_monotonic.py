@@ -33,6 +33,7 @@ LADDERS: dict[str, tuple[str, list[float], Damage]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ladder", LADDERS)
 def test_each_step_of_damage_lowers_overall_and_its_dimension(sharp_photo: Image.Image, ladder: str) -> None:
     dimension, levels, damage = LADDERS[ladder]
