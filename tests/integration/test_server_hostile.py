@@ -478,3 +478,19 @@ def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"picscore serve: cannot listen on 127.0.0.1:{port}: address already in use"], result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_client_that_hangs_up_mid_upload_is_not_logged_as_a_server_error(lean_server: ServerProcess) -> None:
+    """A client going away is the client's business: logged at debug, never as ``internal_error``
+    with a traceback (which a flaky network would turn into log flooding)."""
+    start = len(lean_server.output)
+    url = urlsplit(presign(lean_server.url, "PUT", "hostile/cut-off.bin"))
+    target = f"{url.path}?{url.query}"
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", lean_server.port), timeout=10) as sock:
+            sock.sendall(f"PUT {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {1 << 20}\r\n\r\n".encode())
+            sock.sendall(b"x" * (128 << 10))
+    _still_serving(lean_server.url)
+    time.sleep(0.5)
+    logged = "".join(lean_server.output[start:])
+    assert "internal_error" not in logged and "Traceback" not in logged, logged[-2000:]

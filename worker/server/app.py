@@ -216,6 +216,10 @@ class _Connection(web.RequestHandler):
         """What aiohttp answers itself (a request it cannot parse; 500 when a handler fails
         outside :meth:`_Server.handle`), as OSS error XML with a request id."""
         self.headers_received()
+        if isinstance(exc, ConnectionError):  # the client went away (hung up mid-body, reset): not our error
+            log.debug("client_gone", error=f"{type(exc).__name__}: {exc}")
+            self.force_close()
+            return web.Response(status=499)  # never sent: the connection is gone
         if request.writer.output_size > 0:  # as aiohttp: too late for another response
             raise ConnectionError("Response is sent already, cannot send another response with the error message")
         request_id = new_request_id()
