@@ -36,7 +36,11 @@ from ..oss.retry import AuthenticationFailed, CallObserver, NullObserver, Retrya
 from .concurrency import AdaptiveConcurrency
 from .ratelimit import AdaptiveLimiter
 
-__all__ = ["PacedCaller", "CallOutcome"]
+__all__ = ["PacedCaller", "CallOutcome", "CAPACITY_THROTTLE_CODE"]
+
+#: The throttle that says "too many calls at once", not "too many per second": fewer in flight
+#: is the answer, and halving the rate as well would leave the service idle.
+CAPACITY_THROTTLE_CODE = "CpuLimitExceeded"
 
 T = TypeVar("T")
 
@@ -140,7 +144,8 @@ class PacedCaller:
         self.observer.on_attempt(outcome.latency_s, failure.http_status)
         if failure.throttled:
             outcome.throttled += 1
-            self.limiter.on_throttle()
+            if self.concurrency is None or failure.code != CAPACITY_THROTTLE_CODE:
+                self.limiter.on_throttle()  # a rate limit (429, TotalQpsLimitExceeded): slow the rate
             if self.concurrency is not None:
                 self.concurrency.on_throttle(generation)
             self.observer.on_throttle()
