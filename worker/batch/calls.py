@@ -19,7 +19,6 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -120,14 +119,21 @@ class PacedCaller:
         waited = await self.limiter.acquire()
         if waited > 0:
             self.observer.on_rate_wait(waited)
-        async with self._slot() as generation:
-            outcome.attempts += 1
-            started = time.perf_counter()
-            try:
-                value = await fn()
-            except Exception as exc:  # every failure is classified; only cancellation passes through
-                outcome.latency_s = time.perf_counter() - started
-                return self._on_failure(classify(exc, self._secrets), outcome, generation)
+        limit = self.concurrency
+        generation = 0
+        if limit is not None:  # a free slot is taken without an await: zero-latency calls feel no cost
+            taken = limit.try_acquire()
+            generation = taken if taken is not None else await limit.acquire()
+        outcome.attempts += 1
+        started = time.perf_counter()
+        try:
+            value = await fn()
+        except Exception as exc:  # every failure is classified; only cancellation passes through
+            outcome.latency_s = time.perf_counter() - started
+            return self._on_failure(classify(exc, self._secrets), outcome, generation)
+        finally:
+            if limit is not None:
+                limit.release()
         outcome.latency_s = time.perf_counter() - started
         self.observer.on_attempt(outcome.latency_s, getattr(value, "status", 200))
         self.limiter.on_success()
@@ -135,9 +141,6 @@ class PacedCaller:
             self.concurrency.on_success()
         outcome.value, outcome.failure = value, None
         return outcome
-
-    def _slot(self) -> AbstractAsyncContextManager[int]:
-        return self.concurrency.slot() if self.concurrency is not None else nullcontext(0)
 
     def _on_failure(self, failure: CallFailure, outcome: CallOutcome[T], generation: int) -> CallOutcome[T]:
         assert outcome.latency_s is not None

@@ -53,6 +53,24 @@ class AdaptiveConcurrency:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[int]:
         """Hold one slot for the length of a call; yields the generation the call starts in."""
+        generation = self.try_acquire()
+        if generation is None:
+            generation = await self.acquire()
+        try:
+            yield generation
+        finally:
+            self.release()
+
+    def try_acquire(self) -> int | None:
+        """Take a slot if one is free now (no await: the common case costs nothing more); returns
+        the generation the call starts in, or None when the caller must :meth:`acquire`."""
+        if self.in_flight >= self.limit or self._waiters:
+            return None
+        self.in_flight += 1
+        return self.generation
+
+    async def acquire(self) -> int:
+        """Wait for a slot, in arrival order; returns the generation the call starts in."""
         while self.in_flight >= self.limit:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -63,11 +81,12 @@ class AdaptiveConcurrency:
                     self._waiters.remove(waiter)
                 raise
         self.in_flight += 1
-        try:
-            yield self.generation
-        finally:
-            self.in_flight -= 1
-            self._wake()
+        return self.generation
+
+    def release(self) -> None:
+        """Give back a slot taken by :meth:`try_acquire` or :meth:`acquire`."""
+        self.in_flight -= 1
+        self._wake()
 
     def on_throttle(self, generation: int) -> None:
         """A call of ``generation`` was throttled: shrink the limit, once per generation."""
