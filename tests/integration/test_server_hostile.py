@@ -379,6 +379,26 @@ def test_protocol_errors_are_answered_with_oss_xml(server: ServerProcess, case: 
     _still_serving(server.url)
 
 
+def test_an_unknown_expectation_is_answered_417_with_oss_xml_and_100_continue_still_works(
+        server: ServerProcess) -> None:
+    """aiohttp answers an unknown ``Expect`` with a plain-text 417; the server's expect handler
+    answers it with OSS error XML and a RequestId, and still lets ``100-continue`` through (the
+    SDKs send it for uploads)."""
+    refused = send(f"{server.url}/{BUCKET}/x.jpg", headers={"Expect": "tea"})
+    assert refused.status == 417
+    assert refused.headers["content-type"].startswith("application/xml")
+    document = _error_document(refused)
+    assert document.findtext("Code") == "InvalidArgument"
+    assert document.findtext("RequestId") == refused.headers["x-oss-request-id"]
+    url = urlsplit(presign(server.url, "PUT", "hostile/expect.txt"))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
+                     "Expect: 100-continue\r\n\r\n".encode())
+        assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(b"hello")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+
+
 # -- error bodies are well-formed XML whatever was echoed ----------------------------------------
 def test_control_character_in_key_is_echoed_as_well_formed_xml(server: ServerProcess) -> None:
     """XML 1.0 cannot carry U+0001 at all (not even as ``&#1;``); the echoed Key shows it as

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import LineTooLong
 
 from ..errors import UsageError
@@ -159,6 +159,22 @@ def _internal_error() -> OSSError:
     return OSSError(500, "InternalError", "We encountered an internal error. Please try again.")
 
 
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` as aiohttp answers it; any other expectation gets 417 as aiohttp
+    would, but as OSS error XML with a request id instead of aiohttp's plain text."""
+    expect = request.headers.get("Expect", "")
+    if request.version != HttpVersion11:
+        return None
+    if expect.lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the response proper has not started
+        return None
+    err = OSSError(417, "InvalidArgument", "The Expect header supports only 100-continue.")
+    response = _error_response(request, new_request_id(), err)
+    response.force_close()  # the body the client holds back is not read
+    return response
+
+
 def _error_response(request: web.BaseRequest, request_id: str, err: OSSError) -> web.Response:
     xml = render_error_xml(err, request_id, request.headers.get("Host", ""))
     headers = {"x-oss-request-id": request_id, "Server": "AliyunOSS"}
@@ -278,7 +294,7 @@ def create_app(config: ServerConfig, scorer: Scorer | None = None) -> web.Applic
     server = _Server(config, scorer)
     app = web.Application(client_max_size=0)
     app[_STATE_KEY] = server
-    app.router.add_route("*", "/{tail:.*}", server.handle)
+    app.router.add_route("*", "/{tail:.*}", server.handle, expect_handler=_expect)
 
     async def on_startup(_: web.Application) -> None:
         if isinstance(scorer, ProcessPoolScorer):
