@@ -1,0 +1,1 @@
+"""The soak benchmark's parts (``benchmarks/bench_soak.py`` runs them)."""
