@@ -68,6 +68,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality-model", default="accurate", help="image/score's model: " + QUALITY_MODEL_HELP)
     p.add_argument("--keepalive-timeout", default="60s", metavar="DURATION",
                    help="close a kept-alive connection idle this long (default 60s)")
+    p.add_argument("--send-timeout", default="60s", metavar="DURATION",
+                   help="close a connection whose client reads nothing of a response this long (default 60s)")
     p.add_argument("--header-timeout", default="20s", metavar="DURATION",
                    help="close a connection that has not sent complete request headers this long after it "
                    "opened (default 20s): silent or trickling clients cannot hold sockets")
@@ -92,6 +94,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         fake = parse_duration(args.fake_score_latency, bare_unit="ms") if args.fake_score_latency else None
         keepalive = _positive_duration("--keepalive-timeout", args.keepalive_timeout)
         header = _positive_duration("--header-timeout", args.header_timeout)
+        send = _positive_duration("--send-timeout", args.send_timeout)
         synthetic = dict(parse_synthetic_spec(spec) for spec in args.synthetic_bucket)
     except (CredentialsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -103,7 +106,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                           service_host=args.service_host or None, region=args.region,
                           workers=args.workers, backlog=args.backlog, faults=faults,
                           fake_score_latency_s=fake, synthetic_buckets=synthetic, quality_model=quality_model,
-                          keepalive_timeout_s=keepalive, header_timeout_s=header)
+                          keepalive_timeout_s=keepalive, header_timeout_s=header, send_timeout_s=send)
 
     def announce(host: str, port: int) -> None:
         print(f"picscore serve: listening on http://{host}:{port} (root {root.resolve()}, quality model "

@@ -514,3 +514,28 @@ def test_a_client_that_hangs_up_mid_upload_is_not_logged_as_a_server_error(lean_
     time.sleep(0.5)
     logged = "".join(lean_server.output[start:])
     assert "internal_error" not in logged and "Traceback" not in logged, logged[-2000:]
+
+
+def test_a_client_that_stops_reading_is_disconnected_after_the_send_timeout(tmp_path: Path) -> None:
+    """A reader that takes nothing more (its buffers full) must not hold the connection for ever:
+    after ``--send-timeout`` the server closes it, and says nothing about it above debug."""
+    (tmp_path / BUCKET).mkdir()
+    size = 32 << 20
+    (tmp_path / BUCKET / "big.bin").write_bytes(os.urandom(1 << 20) * 32)
+    with start_server(tmp_path, _CREDENTIALS, args=["--send-timeout", "1s", "--fake-score-latency", "1ms"]) as server:
+        url = urlsplit(presign(server.url, "GET", "big.bin"))
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            time.sleep(4)  # read nothing: the server's writes stall, then time out
+            sock.settimeout(10)
+            received = 0
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+        assert received < size  # cut off: the whole body was never sent
+        _still_serving(server.url)
+        logged = "".join(server.output)
+        assert "internal_error" not in logged and "Traceback" not in logged, logged[-2000:]

@@ -81,6 +81,9 @@ class ServerConfig:
     #: Seconds a new connection has to send its first complete request headers; a connection
     #: that sends nothing, or trickles header lines, is closed then. 0 turns the deadline off.
     header_timeout_s: float = 20.0
+    #: Seconds a response write may wait for a client that reads nothing; then the connection is
+    #: closed. 0 or None waits for ever.
+    send_timeout_s: float | None = 60.0
 
     def __repr__(self) -> str:  # credentials stay out of any log line
         return f"ServerConfig(root={str(self.root)!r}, host={self.host!r}, port={self.port})"
@@ -132,7 +135,8 @@ class _Server:
         query: dict[str, str] = {}
         for name, value in result.query:
             query.setdefault(name, value)
-        return Call(request, request_id, result.bucket, result.key or None, query, received=received)
+        return Call(request, request_id, result.bucket, result.key or None, query, received=received,
+                    send_timeout_s=self.config.send_timeout_s)
 
     async def _with_faults(self, call: Call, handler: Handler) -> web.StreamResponse:
         faults = self.config.faults

@@ -33,6 +33,8 @@ class Call:
     query: dict[str, str] = field(default_factory=dict)
     #: Set by fault injection (slow bodies): response bytes per second, None for full speed.
     body_rate_bps: int | None = None
+    #: Longest a response write may wait for the client to take bytes (ServerConfig.send_timeout_s).
+    send_timeout_s: float | None = None
     #: ``time.perf_counter()`` when the server took the request: fixed-latency scoring answers
     #: relative to it, so the configured latency is the whole service time, as a client sees it.
     received: float = field(default_factory=time.perf_counter)
@@ -79,12 +81,19 @@ def _body_too_large(limit: int) -> OSSError:
                     "0017-00000501")
 
 
-async def write_body(response: web.StreamResponse, data: bytes, rate_bps: int | None) -> None:
-    """Write ``data``; at most ``rate_bps`` bytes per second when a slow body is injected."""
-    if not rate_bps:
-        await response.write(data)
-        return
-    step = max(1, rate_bps // 10)
+async def write_body(response: web.StreamResponse, data: bytes, rate_bps: int | None,
+                     send_timeout_s: float | None = None) -> None:
+    """Write ``data``; at most ``rate_bps`` bytes per second when a slow body is injected.
+
+    A write waits while the client does not read (the socket's buffers are full). After
+    ``send_timeout_s`` without progress the client counts as gone: a reader that stalls must not
+    hold a connection (and a file descriptor) for ever."""
+    step = max(1, rate_bps // 10) if rate_bps else len(data) or 1
+    timeout = send_timeout_s or None  # 0 or None: wait for ever
     for offset in range(0, len(data), step):
-        await response.write(data[offset:offset + step])
-        await asyncio.sleep(0.1)
+        try:
+            await asyncio.wait_for(response.write(data[offset:offset + step]), timeout)
+        except TimeoutError:
+            raise ConnectionResetError(f"the client read nothing for {send_timeout_s:g} s") from None
+        if rate_bps:
+            await asyncio.sleep(0.1)

@@ -306,7 +306,7 @@ class Operations:
             await response.prepare(call.request)
             chunks = handle.iter_chunks(start, length)
             while chunk := await asyncio.to_thread(next, chunks, b""):
-                await write_body(response, chunk, call.body_rate_bps)
+                await write_body(response, chunk, call.body_rate_bps, call.send_timeout_s)
             await response.write_eof()
             return response
         finally:
