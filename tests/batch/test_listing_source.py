@@ -14,6 +14,7 @@ from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from worker.batch.items import WorkItem
 from worker.batch.ledger import ResumeLedger
 from worker.batch.listing_source import MIN_PAGE_SIZE, PAGE_SIZE, ListingSource, page_size_for
+from worker.batch.pages import PageOffer
 from worker.oss.client import build_async_client
 from worker.oss.retry import RetryPolicy, retrying
 from worker.server.launch import ServerProcess, start_server
@@ -46,7 +47,7 @@ async def _produce(server: ServerProcess, page_size: int) -> tuple[list[WorkItem
 
     async with build_async_client(server.url, "cn-hangzhou", CREDS, 2) as client:
         policy = RetryPolicy(attempts=2, total_s=10.0, base_s=0.01, max_backoff_s=0.05)
-        source = ListingSource(client, "many", [""], retry=retrying(policy), already_done=nothing_done,
+        source = ListingSource(client, "many", [""], retrying(policy), PageOffer(nothing_done),
                                page_size=page_size)
         await source.run(queue, progress)
     return [queue.get_nowait() for _ in range(queue.qsize())], progress

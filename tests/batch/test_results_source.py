@@ -20,6 +20,7 @@ from worker.batch.checkpoint import Checkpoint
 from worker.batch.engine import BatchEngine, EngineSettings
 from worker.batch.items import WorkItem
 from worker.batch.ledger import ResumeLedger
+from worker.batch.pages import PageOffer
 from worker.batch.ratelimit import AdaptiveLimiter
 from worker.batch.results_source import ResultsFileSource, localize_results
 from worker.batch.tally import Tally
@@ -63,7 +64,7 @@ async def test_every_row_of_several_files_once_with_its_record(tmp_path: Path, s
     first = results_file(tmp_path, f"shard-0{suffix}", [f"a/{i}.jpg" for i in range(5)])
     second = results_file(tmp_path, f"shard-1{suffix}", [f"b/{i}.jpg" for i in range(3)])
     ledger = ResumeLedger({})
-    items = await offered(ResultsFileSource([first, second], already_done=nothing_done, page_rows=2), ledger)
+    items = await offered(ResultsFileSource([first, second], PageOffer(nothing_done), page_rows=2), ledger)
     assert [item.ref.key for item in items] == [f"a/{i}.jpg" for i in range(5)] + [f"b/{i}.jpg" for i in range(3)]
     assert all(item.record is not None and item.record["score"] == 0.5 for item in items)
     assert {item.ref.prefix for item in items} == {str(first), str(second)}
@@ -77,7 +78,7 @@ async def test_resume_starts_at_the_saved_offset_and_skips_done_rows(tmp_path: P
         return {("k/5.jpg", "E")} & set(pairs)
 
     ledger = ResumeLedger({str(path): ("4", False)})
-    items = await offered(ResultsFileSource([path], already_done=some_done, page_rows=4), ledger)
+    items = await offered(ResultsFileSource([path], PageOffer(some_done), page_rows=4), ledger)
     assert [item.ref.key for item in items] == ["k/4.jpg", "k/6.jpg", "k/7.jpg", "k/8.jpg", "k/9.jpg"]
     for item in items:
         ledger.complete(item.page)
@@ -86,20 +87,20 @@ async def test_resume_starts_at_the_saved_offset_and_skips_done_rows(tmp_path: P
 
 async def test_shard_filter_and_finished_streams(tmp_path: Path) -> None:
     path = results_file(tmp_path, "r.jsonl", [f"k/{i}.jpg" for i in range(6)])
-    items = await offered(ResultsFileSource([path], already_done=nothing_done, in_shard=lambda k: k < "k/3"),
+    items = await offered(ResultsFileSource([path], PageOffer(nothing_done, in_shard=lambda k: k < "k/3")),
                           ResumeLedger({}))
     assert [item.ref.key for item in items] == ["k/0.jpg", "k/1.jpg", "k/2.jpg"]
-    assert await offered(ResultsFileSource([path], already_done=nothing_done),
+    assert await offered(ResultsFileSource([path], PageOffer(nothing_done)),
                          ResumeLedger({str(path): (None, True)})) == []
 
 
 def test_missing_and_unnamed_files_are_refused_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(ResultsFileError, match="does not exist"):
-        ResultsFileSource([tmp_path / "nope.parquet"], already_done=nothing_done)
+        ResultsFileSource([tmp_path / "nope.parquet"], PageOffer(nothing_done))
     odd = tmp_path / "results.xlsx"
     odd.write_bytes(b"x")
     with pytest.raises(ResultsFileError, match="cannot tell the format"):
-        ResultsFileSource([odd], already_done=nothing_done)
+        ResultsFileSource([odd], PageOffer(nothing_done))
 
 
 @pytest.mark.parametrize(("name", "content"), [
@@ -111,7 +112,7 @@ async def test_a_file_that_is_not_a_results_file_is_a_clear_error(tmp_path: Path
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(ResultsFileError, match=r"not a picscore results file|has no bucket"):
-        await offered(ResultsFileSource([path], already_done=nothing_done), ResumeLedger({}))
+        await offered(ResultsFileSource([path], PageOffer(nothing_done)), ResumeLedger({}))
 
 
 async def test_oss_inputs_are_downloaded_once_and_read_like_local_ones(tmp_path: Path, server: ServerProcess) -> None:
@@ -182,8 +183,8 @@ async def test_the_engine_runs_another_operation_over_results_rows_and_resumes_w
                           counted_failure="missing", not_done_label="missing")
             engine = BatchEngine(EngineSettings(command="check", concurrency=2, flush_rows=2), BatchMetrics("check"),
                                  tally)
-            source = ResultsFileSource([source_file], already_done=lambda pairs: asyncio.to_thread(
-                ckpt.done_among, pairs), on_listed=engine.count_listed, page_rows=2)
+            pages = PageOffer(lambda pairs: asyncio.to_thread(ckpt.done_among, pairs), on_listed=engine.count_listed)
+            source = ResultsFileSource([source_file], pages, page_rows=2)
             ledger = ResumeLedger({stream: ckpt.position(stream) for stream in source.streams})
             async with build_async_client(server.url, "cn-hangzhou", CREDS, 2) as client:
                 operation = HeadCheck(client, PacedCaller(AdaptiveLimiter(None), FAST))

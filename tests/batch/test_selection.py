@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.batch.selection import MAX_SCORE_BYTES, Selection, shard_of
+from worker.batch.selection import Selection, shard_of
+from worker.oss.score_contract import MAX_SOURCE_BYTES
 from worker.results.schema import ObjectRef
 
 WHEN = datetime(2026, 11, 1, tzinfo=UTC)
@@ -20,7 +21,7 @@ def ref(key: str, size: int = 1000, modified: datetime | None = WHEN) -> ObjectR
 @pytest.mark.parametrize("selection, obj, code", [
     (Selection(), ref("dir/"), "DirectoryMarker"),
     (Selection(), ref("a.jpg", size=0), "EmptyObject"),
-    (Selection(), ref("a.jpg", size=MAX_SCORE_BYTES + 1), "ImageTooLarge"),
+    (Selection(), ref("a.jpg", size=MAX_SOURCE_BYTES + 1), "ImageTooLarge"),
     (Selection(include=("*.jpg",)), ref("a.png"), "NotIncluded"),
     (Selection(exclude=("tmp/*",)), ref("tmp/a.jpg"), "Excluded"),
     (Selection(min_size=2000), ref("a.jpg", size=1999), "TooSmall"),
@@ -33,7 +34,7 @@ def test_skip_reasons(selection: Selection, obj: ObjectRef, code: str) -> None:
 
 
 @pytest.mark.parametrize("selection, obj", [
-    (Selection(), ref("a.jpg", size=MAX_SCORE_BYTES)),            # exactly the limit is allowed
+    (Selection(), ref("a.jpg", size=MAX_SOURCE_BYTES)),            # exactly the limit is allowed
     (Selection(include=("*.jpg",), exclude=("tmp/*",)), ref("x/a.jpg")),
     (Selection(min_size=1000, max_size=1000), ref("a.jpg", size=1000)),
     (Selection(modified_since=WHEN), ref("a.jpg")),               # at the instant counts as since

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from worker.oss.score_contract import SCORE_PROCESS
+from worker.oss.score_contract import MAX_SOURCE_BYTES, SCORE_PROCESS
 from worker.server.errors import OSSError
-from worker.server.oss_process import MAX_SCORE_BYTES, parse_process
+from worker.server.oss_process import parse_process
 
 
 @pytest.mark.parametrize("value", ["image/score", " image/score ", "image/score\n"])
@@ -15,7 +15,7 @@ def test_score(value: str) -> None:
 
 
 def test_score_size_limit_is_20_mib() -> None:
-    assert MAX_SCORE_BYTES == 20 * 1024 * 1024
+    assert MAX_SOURCE_BYTES == 20 * 1024 * 1024
 
 
 @pytest.mark.parametrize("value, status, code, ec, message", [

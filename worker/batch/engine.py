@@ -110,14 +110,13 @@ class BatchEngine:
     async def run(self, source: Source, operation: Operation, sink: PartSink, ledger: ResumeLedger, *,
                   signals: bool = True) -> BatchOutcome:
         """Run to the end or to a stop; the writer always flushes what was collected."""
-        self._source_name = getattr(source, "description", "the source")
         remove_signals = install_signal_handlers(self.stop) if signals else (lambda: None)
         try:
             writer = asyncio.create_task(self._write(sink, ledger))
             source_task = asyncio.create_task(source.run(self.work, ledger))
             consumers = [asyncio.create_task(self._consume(operation)) for _ in range(self.settings.concurrency)]
             try:
-                await self._supervise(source_task, consumers)
+                await self._supervise(source_task, consumers, source.description)
             finally:
                 await self.results.put(None)
                 await writer
@@ -194,14 +193,14 @@ class BatchEngine:
         self.display.update(self.tally, self.listed)
 
     # -- supervision --------------------------------------------------------------------------
-    async def _supervise(self, source_task: asyncio.Task, consumers: list[asyncio.Task]) -> None:
+    async def _supervise(self, source_task: asyncio.Task, consumers: list[asyncio.Task], source_name: str) -> None:
         """Wait for the natural end or a stop; then wind the stages down in order."""
         watcher = asyncio.create_task(watch_time_budget(self.stop, self.settings.time_budget_s, self.started))
         stop_wait = asyncio.create_task(self.stop.event.wait())
         try:
             await asyncio.wait({source_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             if source_task.done() and not source_task.cancelled() and source_task.exception():
-                self._source_failed(source_task.exception())
+                self._source_failed(source_task.exception(), source_name)
             elif source_task.done() and not self.stop.requested:
                 # Natural end. Queueing the sentinels can wait for room behind the last items, so it
                 # runs beside the stop event: a signal or the time budget must not wait for that room.
@@ -216,14 +215,14 @@ class BatchEngine:
             stop_wait.cancel()
             await asyncio.gather(source_task, watcher, stop_wait, return_exceptions=True)
 
-    def _source_failed(self, exc: BaseException) -> None:
+    def _source_failed(self, exc: BaseException, source_name: str) -> None:
         """The source raised: stop with the exit code that says whether retrying can help."""
         if isinstance(exc, AuthenticationFailed):
             self.stop.fail(ExitCode.AUTH, f"{exc.label} while listing: {exc}")
         elif isinstance(exc, CallFailed) and exc.failure.code in ("NoSuchBucket", "InvalidBucketName"):
-            self.stop.fail(ExitCode.CONFIG, f"cannot read {self._source_name}: {exc}")
+            self.stop.fail(ExitCode.CONFIG, f"cannot read {source_name}: {exc}")
         elif isinstance(exc, CallFailed) and exc.failure.kind == TLS:
-            self.stop.fail(ExitCode.CONFIG, f"cannot read {self._source_name}: {exc}. The TLS handshake failed: if "
+            self.stop.fail(ExitCode.CONFIG, f"cannot read {source_name}: {exc}. The TLS handshake failed: if "
                            "the endpoint serves plain HTTP (picscore serve does), write http:// in the endpoint "
                            "setting; an endpoint without a scheme means https://")
         elif isinstance(exc, CallFailed):

@@ -12,17 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..results.schema import ObjectRef
+from ..results.schema import KeyedRow, ObjectRef
 from .ledger import ResumeLedger
 
 __all__ = ["WorkItem", "Source", "Operation", "OutcomeRow"]
 
 
-class OutcomeRow(Protocol):
-    """What the engine reads of any row: its object version, its status, its score if any."""
+class OutcomeRow(KeyedRow, Protocol):
+    """What the engine reads of any row: its object version (what the checkpoint keys), its
+    status, its score if any."""
 
-    key: str
-    etag: str
     status: Any  # a StrEnum whose value is the status label
     score: float | None
     error_code: str | None
@@ -47,6 +46,8 @@ class Source(Protocol):
 
     #: The resume streams (listed prefixes, input files), in order: the checkpoint keys positions by them.
     streams: tuple[str, ...]
+    #: What the source reads, for messages ("bucket 'photos'", "the results file(s) a.parquet").
+    description: str
 
     async def run(self, queue: asyncio.Queue[WorkItem | None], ledger: ResumeLedger) -> None:
         """Put every item (to the end, or to cancellation); never the end sentinel."""

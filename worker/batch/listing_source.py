@@ -19,21 +19,16 @@ import alibabacloud_oss_v2 as oss
 from alibabacloud_oss_v2.aio.paginator import AsyncListObjectsV2Paginator
 
 from ..results.schema import ObjectRef
-from .items import OutcomeRow, WorkItem
+from .items import WorkItem
 from .ledger import ResumeLedger
+from .pages import PageOffer
 
-__all__ = ["ListingSource", "PAGE_SIZE", "MIN_PAGE_SIZE", "page_size_for", "Decide", "AlreadyDone"]
+__all__ = ["ListingSource", "PAGE_SIZE", "MIN_PAGE_SIZE", "page_size_for"]
 
 #: ListObjectsV2's maximum page.
 PAGE_SIZE = 1000
 #: The smallest page :func:`page_size_for` asks for.
 MIN_PAGE_SIZE = 100
-
-#: Which of a page's (key, etag) pairs already have a committed row (the checkpoint's lookup).
-AlreadyDone = Callable[[list[tuple[str, str]]], Awaitable[set[tuple[str, str]]]]
-#: For each object of a page, its row when the command can decide it without a call (a skip), else None.
-Decide = Callable[[list[ObjectRef]], Awaitable[Sequence[OutcomeRow | None]]]
-
 
 def page_size_for(concurrency: int) -> int:
     """ListObjectsV2 page size for ``concurrency`` consumers: 8 objects per consumer, 100..1000.
@@ -57,26 +52,17 @@ class _RetryingLister:
         return await self._retry(lambda: self._client.list_objects_v2(request, **kwargs))
 
 
-async def _nothing_decided(refs: list[ObjectRef]) -> list[None]:
-    return [None] * len(refs)
-
-
 class ListingSource:
-    """Lists ``prefixes`` of ``bucket``; keeps this shard's objects that are not done yet."""
+    """Lists ``prefixes`` of ``bucket``; ``pages`` keeps this shard's objects that are not done yet."""
 
     def __init__(self, client: oss.aio.AsyncClient, bucket: str, prefixes: Sequence[str],
-                 retry: Callable[[Callable[[], Awaitable]], Awaitable], *,
-                 already_done: AlreadyDone, in_shard: Callable[[str], bool] = lambda key: True,
-                 decide: Decide = _nothing_decided, on_listed: Callable[[int], None] = lambda n: None,
+                 retry: Callable[[Callable[[], Awaitable]], Awaitable], pages: PageOffer, *,
                  page_size: int = PAGE_SIZE) -> None:
         self._lister = _RetryingLister(client, retry)
         self.bucket = bucket
         self.streams = tuple(prefixes)
         self.description = f"bucket {bucket!r}"
-        self._already_done = already_done
-        self._in_shard = in_shard
-        self._decide = decide
-        self._on_listed = on_listed
+        self.pages = pages
         self.page_size = page_size
 
     async def run(self, queue: asyncio.Queue[WorkItem | None], ledger: ResumeLedger) -> None:
@@ -93,15 +79,8 @@ class ListingSource:
         paginator = AsyncListObjectsV2Paginator(self._lister)
         async for result in paginator.iter_page(request):
             refs = [self._ref(obj, prefix) for obj in result.contents or []]
-            self._on_listed(len(refs))
-            mine = [ref for ref in refs if self._in_shard(ref.key)]
-            done = await self._already_done([(ref.key, ref.etag) for ref in mine]) if mine else set()
-            todo = [ref for ref in mine if (ref.key, ref.etag) not in done]
             next_token = result.next_continuation_token if result.is_truncated else None
-            page = ledger.open_page(prefix, len(todo), next_token)
-            decided = await self._decide(todo) if todo else []
-            for ref, row in zip(todo, decided, strict=True):
-                await queue.put(WorkItem(ref, page, row))
+            await self.pages.offer(queue, ledger, prefix, refs, next_token)
         ledger.close_stream(prefix)
 
     def _ref(self, obj: oss.models.ObjectProperties, prefix: str) -> ObjectRef:

@@ -30,35 +30,22 @@ from ..results.formats import read_rows
 from ..results.schema import RESULT_SCHEMA, ObjectRef, RowSchema
 from .items import WorkItem
 from .ledger import ResumeLedger
-from .listing_source import AlreadyDone
+from .pages import PageOffer
 
-__all__ = ["ResultsFileSource", "localize_results", "DecideRecords", "PAGE_ROWS"]
+__all__ = ["ResultsFileSource", "localize_results", "PAGE_ROWS"]
 
 #: Rows per ledger page (and per read from the file).
 PAGE_ROWS = 1000
 
-#: For each record of a page, its row when the command can decide it without a call, else None.
-DecideRecords = Callable[[list[ObjectRef], list[Mapping[str, Any]]], Awaitable[Sequence[Any]]]
-
-
-async def _nothing_decided(refs: list[ObjectRef], records: list[Mapping[str, Any]]) -> list[None]:
-    return [None] * len(refs)
-
-
 class ResultsFileSource:
     """Offers the rows of ``files`` (local results files, any format) as work items."""
 
-    def __init__(self, files: Sequence[Path], *, already_done: AlreadyDone,
-                 in_shard: Callable[[str], bool] = lambda key: True, decide: DecideRecords = _nothing_decided,
-                 on_listed: Callable[[int], None] = lambda n: None, schema: RowSchema = RESULT_SCHEMA,
+    def __init__(self, files: Sequence[Path], pages: PageOffer, *, schema: RowSchema = RESULT_SCHEMA,
                  page_rows: int = PAGE_ROWS) -> None:
         self.files = [Path(path) for path in files]
         self.streams = tuple(str(path) for path in self.files)
         self.description = "the results file(s) " + ", ".join(self.streams)
-        self._already_done = already_done
-        self._in_shard = in_shard
-        self._decide = decide
-        self._on_listed = on_listed
+        self.pages = pages
         self.schema = schema
         self.page_rows = page_rows
         for path in self.files:
@@ -80,15 +67,8 @@ class ResultsFileSource:
                 break
             offset += len(page)
             refs = [_ref(record, path, stream) for record in page]
-            self._on_listed(len(refs))
-            mine = [(ref, record) for ref, record in zip(refs, page, strict=True) if self._in_shard(ref.key)]
-            done = await self._already_done([(ref.key, ref.etag) for ref, _ in mine]) if mine else set()
-            todo = [(ref, record) for ref, record in mine if (ref.key, ref.etag) not in done]
             next_token = str(offset) if len(page) == self.page_rows else None
-            page_id = ledger.open_page(stream, len(todo), next_token)
-            decided = await self._decide([ref for ref, _ in todo], [record for _, record in todo]) if todo else []
-            for (ref, record), row in zip(todo, decided, strict=True):
-                await queue.put(WorkItem(ref, page_id, row, record))
+            await self.pages.offer(queue, ledger, stream, refs, next_token, records=page)
         ledger.close_stream(stream)
 
 

@@ -17,10 +17,7 @@ from datetime import datetime
 from ..oss.score_contract import MAX_SOURCE_BYTES
 from ..results.schema import ObjectRef
 
-__all__ = ["Selection", "shard_of", "MAX_SCORE_BYTES"]
-
-#: OSS refuses to process sources over 20 MB (the one definition: the image/score contract).
-MAX_SCORE_BYTES = MAX_SOURCE_BYTES
+__all__ = ["Selection", "shard_of"]
 
 
 def shard_of(key: str, count: int) -> int:
@@ -40,7 +37,7 @@ class Selection:
     min_size: int | None = None
     max_size: int | None = None
     modified_since: datetime | None = None
-    max_object_bytes: int = MAX_SCORE_BYTES
+    max_object_bytes: int = MAX_SOURCE_BYTES
     shard_index: int = 0
     shard_count: int = 1
 

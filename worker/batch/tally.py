@@ -9,7 +9,7 @@ the command's own; the tally only needs to know which of them are failures and w
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -62,10 +62,6 @@ class Tally:
             self.score_bins[min(int(row.score * _BINS), _BINS - 1)] += 1
             self.score_sum += row.score
             self.scored_count += 1
-
-    def add_all(self, rows: Iterable[OutcomeRow]) -> None:
-        for row in rows:
-            self.add(row)
 
     @property
     def total(self) -> int:

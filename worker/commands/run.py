@@ -14,7 +14,7 @@ parts that make an audit an audit, and says how its outcome reads:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +28,8 @@ from ..batch.engine import BatchEngine, BatchOutcome, EngineSettings
 from ..batch.gctuning import throughput_gc
 from ..batch.items import WorkItem
 from ..batch.ledger import ResumeLedger
-from ..batch.listing_source import AlreadyDone, Decide, ListingSource, page_size_for
+from ..batch.listing_source import ListingSource, page_size_for
+from ..batch.pages import AlreadyDone, Decide, PageOffer
 from ..batch.ratelimit import AdaptiveLimiter
 from ..batch.selection import Selection
 from ..batch.tally import Tally
@@ -107,8 +108,7 @@ async def _audit(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
                 caller = PacedCaller(limiter, policy, observer=metrics, secrets=secrets, concurrency=concurrency)
                 operation = ScoreOperation(client, caller)
                 source = _listing_source(config, client, policy, metrics, engine.count_listed,
-                                         already_done=_in_thread(checkpoint.done_among),
-                                         decide=_decider(_selection(config), previous))
+                                         already_done=_in_thread(checkpoint.done_among), previous=previous)
                 batch = await engine.run(source, operation, writer, ledger)
         finally:
             if previous is not None:
@@ -120,14 +120,13 @@ async def _audit(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
 
 async def _conclude(config: RunConfig, batch: BatchOutcome, writer: PartWriter) -> CommandOutcome:
     """Turn the engine's outcome into the exit code and the summary a person reads."""
-    summary = batch.tally.render(COMMAND, None, batch.elapsed_s)
     if batch.stop.failure is not None:
         code, message = batch.stop.failure
-        return CommandOutcome(code, [summary], error=message)
+        return CommandOutcome(code, [batch.tally.render(COMMAND, None, batch.elapsed_s)], error=message)
     if batch.stop.reason is not None:
         stopped = batch.stop.reason.name.lower().replace("_", " ")
         resumable = f"picscore run: stopped ({stopped}); continue with --resume"
-        return CommandOutcome(batch.stop.reason, [summary, resumable])
+        return CommandOutcome(batch.stop.reason, [batch.tally.render(COMMAND, None, batch.elapsed_s), resumable])
     local = await asyncio.to_thread(writer.finalize)
     destination = await _publish(config, local)
     if isinstance(destination, CommandOutcome):
@@ -146,19 +145,21 @@ def _tally_of_earlier_sessions(writer: PartWriter, checkpoint: Checkpoint) -> Ta
 
 
 def _listing_source(config: RunConfig, client: Any, policy: RetryPolicy, metrics: BatchMetrics,
-                    on_listed: Callable[[int], None], *, already_done: AlreadyDone, decide: Decide) -> ListingSource:
+                    on_listed: Callable[[int], None], *, already_done: AlreadyDone,
+                    previous: PreviousResults | None) -> ListingSource:
+    """The prefixes of the run's bucket, this shard's objects, with skips decided before any call."""
     selection = _selection(config)
+    pages = PageOffer(already_done, in_shard=selection.in_shard, decide=_decider(selection, previous),
+                      on_listed=on_listed)
     return ListingSource(client, config.bucket, list(config.prefix),
-                         retry=retrying(policy, metrics, config.credentials.secrets),
-                         already_done=already_done, in_shard=selection.in_shard, decide=decide,
-                         on_listed=on_listed, page_size=page_size_for(config.concurrency))
+                         retrying(policy, metrics, config.credentials.secrets), pages,
+                         page_size=page_size_for(config.concurrency))
 
 
-def _decider(selection: Selection, previous: PreviousResults | None
-             ) -> Callable[[list[ObjectRef]], Awaitable[Sequence[ResultRow | None]]]:
+def _decider(selection: Selection, previous: PreviousResults | None) -> Decide:
     """What the listing can decide without a billed call: skips, and ``--incremental``'s unchanged objects."""
 
-    async def decide(refs: list[ObjectRef]) -> list[ResultRow | None]:
+    async def decide(refs: list[ObjectRef], records: list[Any]) -> list[ResultRow | None]:
         unchanged = {}
         if previous is not None:
             unchanged = await asyncio.to_thread(previous.unchanged_among, [(ref.key, ref.etag) for ref in refs])
@@ -263,7 +264,7 @@ async def _dry_run(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
 
     async with open_async_client(config.endpoint, config.region, config.credentials, 1) as client:
         source = _listing_source(config, client, _retry_policy(config), metrics, count_listed,
-                                 already_done=nothing_done, decide=_decider(_selection(config), None))
+                                 already_done=nothing_done, previous=None)
         drainer = asyncio.create_task(drain())
         try:
             await source.run(queue, ResumeLedger({}))

@@ -34,7 +34,9 @@ PROCESS_PARAMETER = "x-oss-process"
 REQUEST_ID_HEADER = "x-oss-request-id"
 IMAGE_SCORE_FIELD = "ImageScore"
 OVERALL_FIELD = "OverallQualityScore"
-#: OSS refuses to process a source image over 20 MB (400 ImageTooLarge), and refused calls are billed.
+#: OSS refuses to process a source image over 20 MB (400 ImageTooLarge; the source-image limit of its
+#: image processing, e.g. https://www.alibabacloud.com/help/en/oss/user-guide/resize-images-4), and
+#: refused calls are billed. The server enforces it, the worker skips such objects.
 MAX_SOURCE_BYTES = 20 * 1024 * 1024
 #: Decimal places the server rounds scores to, as OSS's own answers show (``0.705``).
 SCORE_DECIMALS = 3

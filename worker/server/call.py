@@ -92,7 +92,8 @@ async def write_body(response: web.StreamResponse, data: bytes, rate_bps: int | 
     timeout = send_timeout_s or None  # 0 or None: wait for ever
     for offset in range(0, len(data), step):
         try:
-            await asyncio.wait_for(response.write(data[offset:offset + step]), timeout)
+            async with asyncio.timeout(timeout):  # no task per write, unlike wait_for
+                await response.write(data[offset:offset + step])
         except TimeoutError:
             raise ConnectionResetError(f"the client read nothing for {send_timeout_s:g} s") from None
         if rate_bps:

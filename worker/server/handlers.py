@@ -21,12 +21,12 @@ from xml.etree import ElementTree
 
 from aiohttp import web
 
-from ..oss.score_contract import PROCESS_PARAMETER, SCORE_PROCESS, build_score_answer
+from ..oss.score_contract import MAX_SOURCE_BYTES, PROCESS_PARAMETER, SCORE_PROCESS, build_score_answer
 from . import xmlbody
 from .call import BucketOperations, Call, Handler, write_body
 from .errors import OSSError
 from .listing import ListPage, decode_token, list_page, parse_max_keys
-from .oss_process import MAX_SCORE_BYTES, parse_process
+from .oss_process import parse_process
 from .scoring_pool import Scorer
 from .storage import LocalStore, ObjectMeta
 
@@ -368,7 +368,7 @@ class Operations:
     async def _image_bytes(self, bucket: str, key: str) -> bytes:
         handle = await asyncio.to_thread(self.store.open, bucket, key)
         try:
-            if handle.meta.size > MAX_SCORE_BYTES:
+            if handle.meta.size > MAX_SOURCE_BYTES:
                 raise OSSError(400, "ImageTooLarge", "The source image is larger than 20 MB.", "0040-00000009")
             return await asyncio.to_thread(handle.read)
         finally:

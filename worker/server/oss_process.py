@@ -8,15 +8,10 @@ Everything else gets the OSS image-processing error a client would recognise, ne
 
 from __future__ import annotations
 
-from ..oss.score_contract import MAX_SOURCE_BYTES, SCORE_PROCESS
+from ..oss.score_contract import SCORE_PROCESS
 from .errors import OSSError
 
-__all__ = ["parse_process", "MAX_SCORE_BYTES"]
-
-#: OSS refuses to process sources over 20 MB (the source-image limit of its image processing,
-#: e.g. https://www.alibabacloud.com/help/en/oss/user-guide/resize-images-4); defined once, in
-#: the image/score contract the worker shares.
-MAX_SCORE_BYTES = MAX_SOURCE_BYTES
+__all__ = ["parse_process"]
 
 #: OSS image actions picscore knows of but does not implement: the actions listed in "Image
 #: processing" (https://www.alibabacloud.com/help/en/oss/user-guide/overview-17/) and the
