@@ -54,3 +54,13 @@ def test_shard_hash_is_stable_and_partitions() -> None:
     assert set(counts) == {0, 1, 2} and all(900 < c < 1100 for c in counts.values())
     shards = [Selection(shard_index=i, shard_count=3) for i in range(3)]
     assert all(sum(s.in_shard(k) for s in shards) == 1 for k in keys)
+
+
+@pytest.mark.parametrize("storage_class", ["Archive", "ColdArchive", "DeepColdArchive"])
+def test_archived_objects_are_skipped_before_any_billed_call(storage_class: str) -> None:
+    """OSS answers 403 InvalidObjectState to reading them until restored: a skip, not a failure."""
+    archived = ObjectRef("b", "a.jpg", "E", 1000, WHEN, "", storage_class)
+    reason = Selection().reason(archived)
+    assert reason is not None and reason[0] == "Archived" and storage_class in reason[1]
+    for readable in ("Standard", "IA", None):
+        assert Selection().reason(ObjectRef("b", "a.jpg", "E", 1000, WHEN, "", readable)) is None

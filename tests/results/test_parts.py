@@ -22,9 +22,9 @@ import pytest
 from worker.batch.checkpoint import Checkpoint
 from worker.errors import OutputError
 from worker.results.format_names import FORMATS
-from worker.results.formats import COALESCE_ROWS, RESULT_PARQUET_SCHEMA, read_rows
+from worker.results.formats import COALESCE_ROWS, RESULT_PARQUET_SCHEMA, format_named, read_rows
 from worker.results.parts import PartWriter, open_part_writer
-from worker.results.schema import RESULT_COLUMNS, RESULT_SCHEMA, ResultRow, Status
+from worker.results.schema import RESULT_COLUMNS, RESULT_SCHEMA, ResultRow, RowSchema, Status
 
 PARQUET_SCHEMA = RESULT_PARQUET_SCHEMA
 to_record = RESULT_SCHEMA.to_record
@@ -163,7 +163,7 @@ def test_csv_cell_encoding(tmp_path: Path) -> None:
     header, line, end = sink.finalize().read_text(encoding="utf-8").split("\n")
     assert header == ",".join(RESULT_COLUMNS) and end == ""
     assert line == ('photos,img/0000007.jpg,ETAG7,1007,2024-05-06T07:08:09.123Z,scored,0.5000007,'
-                    '"{""NoiseScore"":0.97,""Ü"":1.0}",,,200,1,12.5,,2024-05-06T07:08:16.123Z')
+                    '"{""NoiseScore"":0.97,""Ü"":1.0}",,,200,1,12.5,,2024-05-06T07:08:16.123Z,')
     run.close()
 
 
@@ -364,3 +364,17 @@ def test_200k_rows_in_20_parts_stream_into_coalesced_row_groups(tmp_path: Path,
     assert len(column) == 200_000 and len(set(column)) == 200_000
     assert column == sorted(column)  # part order, row order kept
     run.close()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_a_results_file_from_before_storage_class_still_reads(tmp_path: Path, fmt: str) -> None:
+    """``storage_class`` is optional: files written before it existed are still inputs (filter, covers)."""
+    older = RowSchema({name: kind for name, kind in RESULT_SCHEMA.kinds.items() if name != "storage_class"})
+    path = tmp_path / f"old.{fmt}"
+    format_named(fmt, older).write_part([older.to_record(make_row(3))], path)
+    [record] = list(read_rows(path, schema=RESULT_SCHEMA))
+    assert record["storage_class"] is None and record["key"] == "img/0000003.jpg"
+    required = RowSchema({**RESULT_SCHEMA.kinds})  # the same columns, none optional: the file is refused
+    if fmt != "jsonl":
+        with pytest.raises(ValueError, match="lacks the column"):
+            list(read_rows(path, schema=required))

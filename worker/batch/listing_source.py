@@ -87,4 +87,5 @@ class ListingSource:
         modified = obj.last_modified
         if modified is not None and modified.tzinfo is None:
             modified = modified.replace(tzinfo=UTC)
-        return ObjectRef(self.bucket, obj.key, (obj.etag or "").strip('"'), int(obj.size or 0), modified, prefix)
+        return ObjectRef(self.bucket, obj.key, (obj.etag or "").strip('"'), int(obj.size or 0), modified, prefix,
+                         obj.storage_class or None)

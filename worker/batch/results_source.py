@@ -95,7 +95,8 @@ def _ref(record: Mapping[str, Any], path: Path, stream: str) -> ObjectRef:
     bucket, key, etag = record.get("bucket"), record.get("key"), record.get("etag")
     if not bucket or not key or etag is None:
         raise ResultsFileError(f"{path}: a row has no bucket, key or etag; is it a picscore results file?")
-    return ObjectRef(bucket, key, etag, int(record.get("size") or 0), record.get("last_modified"), stream)
+    return ObjectRef(bucket, key, etag, int(record.get("size") or 0), record.get("last_modified"), stream,
+                     record.get("storage_class"))
 
 
 async def localize_results(inputs: Sequence[str], cache_dir: Path, *, endpoint: str, region: str,

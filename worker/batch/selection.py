@@ -17,7 +17,13 @@ from datetime import datetime
 from ..oss.score_contract import MAX_SOURCE_BYTES
 from ..results.schema import ObjectRef
 
-__all__ = ["Selection", "shard_of"]
+__all__ = ["Selection", "shard_of", "ARCHIVED_CLASSES", "ARCHIVED"]
+
+#: Storage classes OSS cannot read until the object is restored: a GET (and so image/score)
+#: answers 403 InvalidObjectState (https://www.alibabacloud.com/help/en/oss/user-guide/restore-objects).
+ARCHIVED_CLASSES = frozenset({"Archive", "ColdArchive", "DeepColdArchive"})
+#: The skip reason of an object in one of those classes.
+ARCHIVED = "Archived"
 
 
 def shard_of(key: str, count: int) -> int:
@@ -52,6 +58,8 @@ class Selection:
             return "NotIncluded", "key matches no --include pattern"
         if any(fnmatch.fnmatchcase(ref.key, p) for p in self.exclude):
             return "Excluded", "key matches an --exclude pattern"
+        if ref.storage_class in ARCHIVED_CLASSES:
+            return ARCHIVED, f"in the {ref.storage_class} storage class: OSS cannot read it until it is restored"
         if ref.size == 0:
             return "EmptyObject", "zero-byte object"
         if self.min_size is not None and ref.size < self.min_size:

@@ -6,6 +6,8 @@ ended into a :class:`~worker.results.schema.ResultRow`:
 * 200 with a valid answer → ``scored`` (score, per-dimension scores, RequestId);
 * 200 with anything else → ``failed``, ``error_code=InvalidAnswer`` (not retried);
 * 404 ``NoSuchKey`` → ``missing`` (deleted between listing and scoring);
+* 403 ``InvalidObjectState`` → ``skipped``, reason ``Archived`` (moved to an archive storage class
+  after the listing: OSS reads it only once restored; not a failure of the audit);
 * other 4xx → ``failed`` with the service's status, Code and Message (not retried);
 * 5xx, 429, timeouts, connection errors → retried; if retries run out → ``failed`` with the
   last failure.
@@ -22,6 +24,7 @@ from alibabacloud_oss_v2.types import OperationInput
 
 from ..batch.calls import CallOutcome, PacedCaller
 from ..batch.items import WorkItem
+from ..batch.selection import ARCHIVED
 from ..oss.errors import CallFailure, invalid_answer
 from ..oss.score_contract import (
     PROCESS_PARAMETER,
@@ -33,6 +36,9 @@ from ..oss.score_contract import (
 from ..results.schema import ObjectRef, ResultRow, Status
 
 __all__ = ["ScoreOperation", "ScoreResponse", "invoke_score"]
+
+#: OSS's answer to reading an archived object that is not restored (403).
+INVALID_OBJECT_STATE = "InvalidObjectState"
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,9 @@ class ScoreOperation:
 
 
 def _failure_row(ref: ObjectRef, failure: CallFailure, outcome: CallOutcome[Any]) -> ResultRow:
+    if failure.http_status == 403 and failure.code == INVALID_OBJECT_STATE:
+        return _row(ref, Status.SKIPPED, outcome, http_status=403, error_code=ARCHIVED,
+                    error_message=f"{failure.code}: {failure.message}", request_id=failure.request_id)
     status = Status.MISSING if failure.http_status == 404 and failure.code == "NoSuchKey" else Status.FAILED
     return _row(ref, status, outcome, http_status=failure.http_status, error_code=failure.code,
                 error_message=failure.message, request_id=failure.request_id)
@@ -95,4 +104,5 @@ def _failure_row(ref: ObjectRef, failure: CallFailure, outcome: CallOutcome[Any]
 
 def _row(ref: ObjectRef, status: Status, outcome: CallOutcome[Any], **fields: Any) -> ResultRow:
     return ResultRow(ref.bucket, ref.key, ref.etag, ref.size, ref.last_modified, status,
-                     attempts=outcome.attempts, latency_ms=outcome.latency_ms, scored_at=datetime.now(UTC), **fields)
+                     attempts=outcome.attempts, latency_ms=outcome.latency_ms, scored_at=datetime.now(UTC),
+                     storage_class=ref.storage_class, **fields)

@@ -45,7 +45,7 @@ class PreviousScore:
         return ResultRow(ref.bucket, ref.key, ref.etag, ref.size, ref.last_modified, Status.SKIPPED,
                          score=self.score, dimensions=dict(self.dimensions), error_code="Unchanged",
                          error_message="ETag unchanged since the previous run; score carried forward",
-                         scored_at=self.scored_at)
+                         scored_at=self.scored_at, storage_class=ref.storage_class)
 
 
 class PreviousResults:

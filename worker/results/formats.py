@@ -95,10 +95,12 @@ class ParquetFormat:
 
     def read(self, path: Path) -> Iterator[Record]:
         with pq.ParquetFile(path) as parquet:
-            missing = [name for name in self.schema.columns if name not in parquet.schema_arrow.names]
+            names = parquet.schema_arrow.names
+            missing = self.schema.missing_from(names)
             if missing:
                 raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}")
-            for batch in parquet.iter_batches(batch_size=COALESCE_ROWS):
+            columns = [name for name in self.schema.columns if name in names]
+            for batch in parquet.iter_batches(batch_size=COALESCE_ROWS, columns=columns):
                 for row in batch.to_pylist():
                     yield self._from_arrow(row)
 
@@ -184,11 +186,11 @@ class CsvFormat:
         kinds = self.schema.kinds
         with path.open(encoding="utf-8", newline="") as source:
             reader = csv.DictReader(source)
-            missing = [name for name in kinds if name not in (reader.fieldnames or ())]
+            missing = self.schema.missing_from(reader.fieldnames or ())
             if missing:
                 raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}")
             for row in reader:
-                yield {name: _from_text(kind, row[name] or None) for name, kind in kinds.items()}  # "" is null
+                yield {name: _from_text(kind, row.get(name) or None) for name, kind in kinds.items()}  # "" is null
 
     def _cells(self, record: Record) -> list[object]:
         cells: list[object] = []

@@ -13,7 +13,7 @@ dropped from maps, so a bad score can never produce an unreadable file.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
@@ -56,6 +56,7 @@ class ObjectRef:
     size: int
     last_modified: datetime | None
     prefix: str = ""  # which configured prefix (or results file) it came from: resume bookkeeping
+    storage_class: str | None = None  # Standard, IA, Archive, ColdArchive… as the listing reports it
 
 
 @dataclass
@@ -79,11 +80,12 @@ class ResultRow:
     latency_ms: float | None = None  # of the last attempt
     request_id: str | None = None
     scored_at: datetime | None = None  # when the row was decided (UTC)
+    storage_class: str | None = None  # from the listing: what `picscore filter` reports bytes by
 
     @classmethod
     def skipped(cls, ref: ObjectRef, reason: str, message: str, when: datetime) -> ResultRow:
         return cls(ref.bucket, ref.key, ref.etag, ref.size, ref.last_modified, Status.SKIPPED,
-                   error_code=reason, error_message=message, scored_at=when)
+                   error_code=reason, error_message=message, scored_at=when, storage_class=ref.storage_class)
 
 
 def utc_ms(value: datetime | None) -> datetime | None:
@@ -123,13 +125,19 @@ _NORMALISE: dict[str, Callable[[Any], object]] = {
 
 
 class RowSchema:
-    """The columns of one kind of outcome row, in output order, and each column's kind."""
+    """The columns of one kind of outcome row, in output order, and each column's kind.
 
-    def __init__(self, kinds: Mapping[str, Kind]) -> None:
+    ``optional`` columns were added after files of this kind were first written: a file without
+    them still reads, with None in their place, so older results stay usable as inputs."""
+
+    def __init__(self, kinds: Mapping[str, Kind], optional: frozenset[str] = frozenset()) -> None:
         unknown = {kind for kind in kinds.values() if kind not in _NORMALISE}
         if unknown:
             raise ValueError(f"unknown column kinds: {sorted(unknown)}")
+        if not optional <= set(kinds):
+            raise ValueError(f"optional columns that are not columns: {sorted(optional - set(kinds))}")
         self.kinds: dict[str, Kind] = dict(kinds)
+        self.optional = optional
         self.columns: tuple[str, ...] = tuple(kinds)
         self._normalisers = tuple((name, _NORMALISE[kind]) for name, kind in self.kinds.items())
 
@@ -138,10 +146,15 @@ class RowSchema:
         return {name: normalise(getattr(row, name)) for name, normalise in self._normalisers}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RowSchema) and self.kinds == other.kinds
+        return isinstance(other, RowSchema) and (self.kinds, self.optional) == (other.kinds, other.optional)
 
     def __hash__(self) -> int:
         return hash(tuple(self.kinds.items()))
+
+    def missing_from(self, names: Iterable[str]) -> list[str]:
+        """The required columns a file with columns ``names`` lacks."""
+        present = set(names)
+        return [name for name in self.columns if name not in present and name not in self.optional]
 
 
 #: ``picscore run``'s columns (Parquet: ``dimensions`` is map<string, double>; CSV: a JSON object).
@@ -149,6 +162,6 @@ RESULT_SCHEMA = RowSchema({
     "bucket": "str", "key": "str", "etag": "str", "size": "int", "last_modified": "ts",
     "status": "str", "score": "float", "dimensions": "map", "error_code": "str",
     "error_message": "str", "http_status": "int", "attempts": "int", "latency_ms": "float",
-    "request_id": "str", "scored_at": "ts",
-})
+    "request_id": "str", "scored_at": "ts", "storage_class": "str",
+}, optional=frozenset({"storage_class"}))
 RESULT_COLUMNS = RESULT_SCHEMA.columns
