@@ -193,13 +193,30 @@ def test_bytes_are_not_served(client: oss.Client) -> None:
     lambda c: c.delete_multiple_objects(oss.DeleteMultipleObjectsRequest(
         bucket=SYNTH, objects=[oss.DeleteObject(key=ALL_KEYS[0])])),
     lambda c: c.put_bucket(oss.PutBucketRequest(bucket=SYNTH)),
-], ids=["put-new", "put-over", "delete", "delete-multiple", "put-bucket"])
+    lambda c: c.copy_object(oss.CopyObjectRequest(bucket=SYNTH, key="copy.jpg", source_key=ALL_KEYS[0])),
+    lambda c: c.put_object_tagging(oss.PutObjectTaggingRequest(
+        bucket=SYNTH, key=ALL_KEYS[0], tagging=oss.Tagging(tag_set=oss.TagSet(tags=[oss.Tag(key="a", value="1")])))),
+    lambda c: c.delete_object_tagging(oss.DeleteObjectTaggingRequest(bucket=SYNTH, key=ALL_KEYS[0])),
+], ids=["put-new", "put-over", "delete", "delete-multiple", "put-bucket", "copy", "put-tagging", "delete-tagging"])
 def test_writes_are_refused(client: oss.Client, write) -> None:
     with pytest.raises(Exception) as excinfo:
         write(client)
     err = _service_error(excinfo)
     assert (err.status_code, err.code) == (403, "AccessDenied") and "read-only" in err.message
     assert client.head_object(oss.HeadObjectRequest(bucket=SYNTH, key=ALL_KEYS[0])).status_code == 200
+
+
+def test_synthetic_objects_are_standard_and_untagged(client: oss.Client) -> None:
+    """GetObjectTagging answers an empty tag set; HEAD and listings say Standard."""
+    tags = client.get_object_tagging(oss.GetObjectTaggingRequest(bucket=SYNTH, key=ALL_KEYS[3]))
+    assert not (tags.tag_set and tags.tag_set.tags)
+    head = client.head_object(oss.HeadObjectRequest(bucket=SYNTH, key=ALL_KEYS[3]))
+    assert (head.storage_class, head.tagging_count) == ("Standard", None)
+    listed = client.list_objects_v2(oss.ListObjectsV2Request(bucket=SYNTH, max_keys=2))
+    assert [o.storage_class for o in listed.contents] == ["Standard", "Standard"]
+    with pytest.raises(Exception) as excinfo:
+        client.get_object_tagging(oss.GetObjectTaggingRequest(bucket=SYNTH, key="synthetic/00/9999999.jpg"))
+    assert _service_error(excinfo).code == "NoSuchKey"
 
 
 def test_real_scorer_refuses_to_score(tmp_path: Path) -> None:

@@ -10,11 +10,15 @@ bytes stream through.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 
 import crcmod
 
-__all__ = ["ObjectDigest"]
+from .errors import OSSError
+
+__all__ = ["ObjectDigest", "parse_content_md5"]
 
 _CRC64_POLY = 0x142F0E1EBA9EA3693
 _CRC64_XOROUT = 0xFFFFFFFFFFFFFFFF
@@ -47,3 +51,17 @@ class ObjectDigest:
     def crc64(self) -> str:
         """Decimal, as OSS sends it in ``x-oss-hash-crc64ecma``."""
         return str(self._crc.crcValue)
+
+
+def parse_content_md5(value: str) -> bytes | None:
+    """A request's ``Content-MD5`` (base64 of 16 bytes) → the digest; None when absent;
+    400 InvalidDigest when it is not 16 bytes of base64."""
+    if not value:
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 16:
+        raise OSSError(400, "InvalidDigest", "The Content-MD5 you specified is not valid.", "0002-00000019")
+    return digest

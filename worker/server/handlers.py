@@ -3,18 +3,20 @@
 around them in :mod:`worker.server.app`.
 
 File-system work runs in threads (``asyncio.to_thread``) and scoring in the process pool, so
-the event loop only ever moves bytes.
+the event loop only ever moves bytes. :meth:`Operations.pick` is the one dispatcher; larger
+operations live in their own modules and are bound here: CopyObject in
+:mod:`worker.server.copy_object`, object tagging in :mod:`worker.server.tagging`; what objects
+carry besides bytes (user metadata, storage class) in :mod:`worker.server.object_attrs`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import re
 from collections.abc import Mapping
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from itertools import chain
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
@@ -22,11 +24,14 @@ from xml.etree import ElementTree
 from aiohttp import web
 
 from ..oss.score_contract import MAX_SOURCE_BYTES, PROCESS_PARAMETER, SCORE_PROCESS, build_score_answer
-from . import xmlbody
+from . import copy_object, tagging, xmlbody
 from .call import BucketOperations, Call, Handler, write_body
+from .checksums import parse_content_md5
 from .errors import OSSError
 from .listing import ListPage, decode_token, list_page, parse_max_keys
+from .object_attrs import object_headers, require_readable, storage_class, user_metadata
 from .oss_process import parse_process
+from .preconditions import precondition, precondition_failed
 from .scoring_pool import Scorer
 from .storage import LocalStore, ObjectMeta
 
@@ -45,23 +50,6 @@ _MAX_DELETE_ELEMENTS = 2 + 3 * _MAX_DELETE_KEYS
 MAX_DELETE_BODY = 8 * 1024 * 1024
 #: ProcessObject's form is one field, ``x-oss-process=…`` (a process string, maybe a sys/saveas target).
 MAX_PROCESS_FORM = 64 * 1024
-#: OSS limits an object's user metadata to 8 KB: the ``x-oss-meta-*`` names and values together
-#: (EC 0011-00000002: https://www.alibabacloud.com/help/en/oss/user-guide/0011-00000002).
-MAX_USER_META_BYTES = 8 * 1024
-_USER_META_PREFIX = "x-oss-meta-"
-
-
-def _object_headers(meta: ObjectMeta) -> dict[str, str]:
-    headers = {
-        "Content-Type": meta.content_type,
-        "ETag": meta.etag,
-        "Last-Modified": formatdate(meta.last_modified, usegmt=True),
-        "x-oss-object-type": "Normal",
-        "x-oss-storage-class": "Standard",
-        "Accept-Ranges": "bytes",
-    }
-    headers.update({f"x-oss-meta-{name}": value for name, value in meta.user_meta.items()})
-    return headers
 
 
 def _xml(body: bytes, status: int = 200) -> web.Response:
@@ -88,32 +76,6 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     if start >= size or end < start:
         return None
     return start, min(end, size - 1) - start + 1
-
-
-def _precondition_failed() -> OSSError:
-    return OSSError(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.")
-
-
-def _precondition(call: Call, meta: ObjectMeta) -> int | None:
-    """Evaluate If-Match / If-None-Match / If-(Un)Modified-Since: 412, 304 or None."""
-    if_match = call.header("If-Match")
-    if if_match and if_match.strip('"').upper() != meta.etag.strip('"'):
-        return 412
-    if_none = call.header("If-None-Match")
-    if if_none and if_none.strip('"').upper() == meta.etag.strip('"'):
-        return 304
-    for name, status in (("If-Unmodified-Since", 412), ("If-Modified-Since", 304)):
-        value = call.header(name)
-        if not value:
-            continue
-        try:
-            when = parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError):
-            continue
-        modified = int(meta.last_modified) > when
-        if (status == 412 and modified) or (status == 304 and not modified):
-            return status
-    return None
 
 
 class Operations:
@@ -158,8 +120,11 @@ class Operations:
                 return self.get_object
             if method == "HEAD":
                 return self.get_object_meta if "objectMeta" in q else self.head_object
-            if method == "PUT" and not q and "x-oss-copy-source" not in call.request.headers:
-                return self.put_object
+            if set(q) == {"tagging"} and method in ("GET", "PUT", "DELETE"):
+                return {"GET": self.get_object_tagging, "PUT": self.put_object_tagging,
+                        "DELETE": self.delete_object_tagging}[method]
+            if method == "PUT" and not q:
+                return self.copy_object if copy_object.COPY_SOURCE_HEADER in call.request.headers else self.put_object
             if method == "DELETE" and not q:
                 return self.delete_object
         return self.not_implemented
@@ -240,7 +205,7 @@ class Operations:
         """DeleteMultipleObjects. The body (the key list) is not signed but Content-MD5 is, so OSS
         requires Content-MD5 here and deletes nothing unless the body matches it; so does this server."""
         assert call.bucket is not None
-        expected_md5 = _content_md5(call.header("Content-MD5"))
+        expected_md5 = parse_content_md5(call.header("Content-MD5"))
         if expected_md5 is None:
             raise OSSError(400, "MissingArgument", "Missing Some Required Arguments: Content-MD5.",
                            "0016-00000606", {"ArgumentName": "Content-MD5"})
@@ -260,8 +225,9 @@ class Operations:
     # -- objects ----------------------------------------------------------------------------
     async def put_object(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
-        expected_md5 = _content_md5(call.header("Content-MD5"))
-        user_meta = _user_metadata(call)
+        expected_md5 = parse_content_md5(call.header("Content-MD5"))
+        user_meta = user_metadata(call)
+        klass, tags = storage_class(call), tagging.request_tags(call)
         pending = await asyncio.to_thread(self.store.begin_put, call.bucket, call.key)
         try:
             async for chunk in call.request.content.iter_chunked(1 << 20):
@@ -269,9 +235,10 @@ class Operations:
         except BaseException:
             pending.abort()
             raise
+        forbid_overwrite = call.header("x-oss-forbid-overwrite").lower() == "true"
         meta = await asyncio.to_thread(
-            pending.commit, call.header("Content-Type") or None, user_meta, expected_md5,
-            call.header("x-oss-forbid-overwrite").lower() == "true")
+            lambda: pending.commit(call.header("Content-Type") or None, user_meta, expected_md5, forbid_overwrite,
+                                   storage_class=klass, tags=tags))
         return web.Response(status=200, headers={
             "ETag": meta.etag,
             "Content-MD5": base64.b64encode(pending.digest.md5_bytes).decode("ascii"),
@@ -284,10 +251,11 @@ class Operations:
         handle = await asyncio.to_thread(self.store.open, call.bucket, call.key)
         try:
             meta = handle.meta
-            status = _precondition(call, meta)
+            require_readable(meta)
+            status = precondition(call, meta)
             if status == 412:
-                raise _precondition_failed()
-            headers = _object_headers(meta)
+                raise precondition_failed()
+            headers = object_headers(meta)
             if status == 304:
                 return web.Response(status=304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
             headers.update(overrides)
@@ -315,10 +283,10 @@ class Operations:
     async def head_object(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
         meta = await self._head(call.bucket, call.key)
-        status = _precondition(call, meta)
+        status = precondition(call, meta)
         if status == 412:
-            raise _precondition_failed()
-        headers = _object_headers(meta)
+            raise precondition_failed()
+        headers = object_headers(meta)
         if meta.crc64:  # a synthetic object has no bytes, so no CRC
             headers["x-oss-hash-crc64ecma"] = meta.crc64
         headers["Content-Length"] = str(meta.size)
@@ -335,6 +303,18 @@ class Operations:
 
     async def _head(self, bucket: str, key: str) -> ObjectMeta:
         return await asyncio.to_thread(self.store.head, bucket, key)
+
+    async def copy_object(self, call: Call) -> web.StreamResponse:
+        return await copy_object.copy_object(call, self.store)
+
+    async def get_object_tagging(self, call: Call) -> web.StreamResponse:
+        return await tagging.get_object_tagging(call, self._head)
+
+    async def put_object_tagging(self, call: Call) -> web.StreamResponse:
+        return await tagging.put_object_tagging(call, self.store)
+
+    async def delete_object_tagging(self, call: Call) -> web.StreamResponse:
+        return await tagging.delete_object_tagging(call, self.store)
 
     async def delete_object(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
@@ -368,6 +348,7 @@ class Operations:
     async def _image_bytes(self, bucket: str, key: str) -> bytes:
         handle = await asyncio.to_thread(self.store.open, bucket, key)
         try:
+            require_readable(handle.meta)
             if handle.meta.size > MAX_SOURCE_BYTES:
                 raise OSSError(400, "ImageTooLarge", "The source image is larger than 20 MB.", "0040-00000009")
             return await asyncio.to_thread(handle.read)
@@ -403,33 +384,6 @@ def _response_overrides(query: Mapping[str, str]) -> dict[str, str]:
         if value:
             headers[header] = value
     return headers
-
-
-def _user_metadata(call: Call) -> dict[str, str]:
-    """``x-oss-meta-*`` headers as ``{name: value}`` (name lower-cased, prefix dropped); over
-    8 KB of names and values together is refused before any byte of the body is read."""
-    meta: dict[str, str] = {}
-    size = 0
-    for name, value in call.request.headers.items():
-        if name.lower().startswith(_USER_META_PREFIX):
-            meta[name[len(_USER_META_PREFIX):].lower()] = value
-            size += len(name.encode("utf-8", "surrogateescape")) + len(value.encode("utf-8", "surrogateescape"))
-    if size > MAX_USER_META_BYTES:
-        raise OSSError(400, "MetadataTooLarge", f"The user metadata (x-oss-meta-* names and values) is {size} bytes; "
-                       f"at most {MAX_USER_META_BYTES} are allowed.", "0011-00000002")
-    return meta
-
-
-def _content_md5(value: str) -> bytes | None:
-    if not value:
-        return None
-    try:
-        digest = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        digest = b""
-    if len(digest) != 16:
-        raise OSSError(400, "InvalidDigest", "The Content-MD5 you specified is not valid.", "0002-00000019")
-    return digest
 
 
 def _parse_delete_body(body: bytes) -> tuple[list[str], bool]:

@@ -4,7 +4,8 @@ Layout — a bucket is a plain directory, an object a plain file, so a folder of
 bucket as it stands::
 
     ROOT/<bucket>/<key>                       object bytes
-    ROOT/<bucket>/.picscore/meta/<h:2>/<h>.json  ETag, CRC-64, Content-Type, user metadata;
+    ROOT/<bucket>/.picscore/meta/<h:2>/<h>.json  ETag, CRC-64, Content-Type, user metadata,
+                                              storage class, tags;
                                               h = sha256(key): no key's metadata file can
                                               collide with another's, whatever its length
     ROOT/<bucket>/.picscore/tmp/…             uploads in progress (same file system → atomic rename)
@@ -44,7 +45,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -69,6 +70,9 @@ class ObjectMeta:
     mtime_ns: int
     ino: int
     user_meta: dict[str, str] = field(default_factory=dict)
+    #: Fields added later default, so metadata files written before them still load.
+    storage_class: str = "Standard"
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def last_modified(self) -> float:
@@ -137,7 +141,8 @@ class PendingWrite:
         self.digest.update(chunk)
 
     def commit(self, content_type: str | None, user_meta: dict[str, str],
-               content_md5: bytes | None = None, forbid_overwrite: bool = False) -> ObjectMeta:
+               content_md5: bytes | None = None, forbid_overwrite: bool = False, *,
+               storage_class: str = "Standard", tags: dict[str, str] | None = None) -> ObjectMeta:
         """fsync, check the client's Content-MD5, then rename into place. Blocking: run in a thread."""
         try:
             if content_md5 is not None and content_md5 != self.digest.md5_bytes:
@@ -150,7 +155,8 @@ class PendingWrite:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            return self._store._publish(self, content_type, user_meta, forbid_overwrite)
+            return self._store._publish(self, content_type, user_meta, forbid_overwrite,
+                                        storage_class=storage_class, tags=dict(tags or {}))
         finally:
             self.abort()
 
@@ -253,8 +259,8 @@ class LocalStore:
         if self._inside(bucket, data_path if key.endswith("/") else data_path.parent) is None:
             raise _conflict(key, "its directory is a link that leads out of the bucket")
 
-    def _publish(self, pending: PendingWrite, content_type: str | None,
-                 user_meta: dict[str, str], forbid_overwrite: bool) -> ObjectMeta:
+    def _publish(self, pending: PendingWrite, content_type: str | None, user_meta: dict[str, str],
+                 forbid_overwrite: bool, *, storage_class: str, tags: dict[str, str]) -> ObjectMeta:
         bucket, key = pending.bucket, pending.key
         data_path = self._data_path(bucket, key)
         with self._tree_lock:
@@ -271,7 +277,7 @@ class LocalStore:
                 st = os.stat(pending._tmp_path)
             meta = ObjectMeta(size=pending.digest.size, etag=pending.digest.etag, crc64=pending.digest.crc64,
                               content_type=content_type or _guess_type(key), mtime_ns=st.st_mtime_ns,
-                              ino=st.st_ino, user_meta=user_meta)
+                              ino=st.st_ino, user_meta=user_meta, storage_class=storage_class, tags=tags)
             self._write_meta(bucket, key, meta)
             if not key.endswith("/"):
                 os.replace(pending._tmp_path, data_path)
@@ -345,13 +351,25 @@ class LocalStore:
             digest.update(chunk)
         fresh = ObjectMeta(size=digest.size, etag=digest.etag, crc64=digest.crc64,
                            content_type=meta.content_type if meta else _guess_type(key),
-                           mtime_ns=st.st_mtime_ns, ino=st.st_ino,
-                           user_meta=meta.user_meta if meta else {})
+                           mtime_ns=st.st_mtime_ns, ino=st.st_ino, user_meta=meta.user_meta if meta else {},
+                           storage_class=meta.storage_class if meta else "Standard",
+                           tags=meta.tags if meta else {})
         if digest.size == st.st_size:
             # cache for the next reader; a read-only root simply recomputes each time
             with contextlib.suppress(OSError):
                 self._write_meta(bucket, key, fresh)
         return fresh
+
+    def set_tags(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectMeta:
+        """Replace an object's tags, nothing else: its bytes, ETag and Last-Modified stay, as
+        PutObjectTagging / DeleteObjectTagging leave them on OSS. 404 ``NoSuchKey`` when absent.
+
+        Under the tree lock, so a PUT cannot publish between reading the metadata and writing
+        it back (the new object's metadata would be overwritten with the old one's)."""
+        with self._tree_lock, self.open(bucket, key) as handle:
+            meta = replace(handle.meta, tags=dict(tags))
+            self._write_meta(bucket, key, meta)
+        return meta
 
     def delete(self, bucket: str, key: str) -> None:
         """Delete an object; deleting a missing key succeeds, as on OSS."""

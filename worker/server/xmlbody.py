@@ -66,7 +66,7 @@ def _contents(entries: Iterable[tuple[str, ObjectMeta]], enc, with_owner: bool) 
             ("ETag", meta.etag),
             ("Type", "Normal"),
             ("Size", meta.size),
-            ("StorageClass", "Standard"),
+            ("StorageClass", meta.storage_class),
             _owner() if with_owner else ("Owner", None),
         ])
         for key, meta in entries
