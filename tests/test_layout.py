@@ -16,13 +16,16 @@ MAX_LINES = 500
 
 #: package → packages it must never import (its own layer and below only).
 FORBIDDEN = {
-    "worker.batch": ("worker.commands", "worker.server", "worker.quality", "worker.settings", "worker.cli"),
+    "worker.batch": ("worker.commands", "worker.actions", "worker.server", "worker.quality", "worker.settings",
+                     "worker.cli"),
+    "worker.actions": ("worker.commands", "worker.server", "worker.quality", "worker.cli"),
     "worker.server": ("worker.batch", "worker.commands", "worker.settings", "worker.cli"),
     "worker.quality": ("worker.batch", "worker.commands", "worker.server", "worker.settings", "worker.oss"),
     "worker.results": ("worker.batch", "worker.commands", "worker.server", "worker.settings", "worker.oss",
                        "worker.quality"),
-    "worker.oss": ("worker.batch", "worker.commands", "worker.server", "worker.settings", "worker.quality"),
-    "worker.settings": ("worker.batch", "worker.commands", "worker.server", "worker.quality"),
+    "worker.oss": ("worker.batch", "worker.commands", "worker.actions", "worker.server", "worker.settings",
+                   "worker.quality"),
+    "worker.settings": ("worker.batch", "worker.commands", "worker.actions", "worker.server", "worker.quality"),
     "worker.errors": ("worker.",),
     "worker.units": ("worker.",),
     "worker.observability": ("worker.batch", "worker.commands", "worker.server", "worker.settings"),

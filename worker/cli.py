@@ -12,6 +12,8 @@ Sub-commands:
 * ``picscore run``    — the batch audit: list, score, write Parquet/CSV/JSONL (resumable);
 * ``picscore serve``  — the embedded OSS-compatible server over a local directory;
 * ``picscore score``  — score local image files without a server (JSON lines);
+* ``picscore covers`` — choose the best image of each group from results; copy or tag it;
+* ``picscore filter`` — select low-quality images from results; report, tag, move, archive or delete them;
 * ``picscore demo``   — build the bundled demo bucket, serve it, audit it with ``picscore run``.
 """
 
@@ -27,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import eventloop
+from . import cli_acting, eventloop
 from .errors import ExitCode, PicscoreError, UsageError
 
 __all__ = ["main", "build_parser"]
@@ -243,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_score(sub)
     _add_demo(sub)
+    cli_acting.add_covers(sub)
+    cli_acting.add_filter(sub)
     return parser
 
 

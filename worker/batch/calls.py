@@ -59,6 +59,16 @@ class CallOutcome(Generic[T]):
         return None if self.latency_s is None else round(self.latency_s * 1000, 3)
 
 
+def _http_status(value: object) -> int:
+    """The HTTP status of a successful call's value: an SDK result's ``status_code`` (its
+    ``status`` is the reason text, "OK"), a plain response's ``status``; 200 when neither says."""
+    for name in ("status_code", "status"):
+        status = getattr(value, name, None)
+        if isinstance(status, int):
+            return status
+    return 200
+
+
 class PacedCaller:
     """Runs calls under the rate limit, the concurrency limit and the retry policy; safe to share
     between consumers."""
@@ -135,7 +145,7 @@ class PacedCaller:
             if limit is not None:
                 limit.release()
         outcome.latency_s = time.perf_counter() - started
-        self.observer.on_attempt(outcome.latency_s, getattr(value, "status", 200))
+        self.observer.on_attempt(outcome.latency_s, _http_status(value))
         self.limiter.on_success()
         if self.concurrency is not None:
             self.concurrency.on_success()

@@ -6,7 +6,9 @@ A SQLite file (stdlib ``sqlite3``, WAL journal, ``synchronous=FULL``) holds four
 * ``parts(part, file, rows)`` — the committed part files, in output order;
 * ``listing(prefix, token, finished)`` — per stream of the source (a listed prefix, or a results
   file read as input), the token to resume from, and whether the stream is finished;
-* ``meta(name, value)`` — the run's fingerprint, schema version and the "finished" mark.
+* ``meta(name, value)`` — the run's fingerprint, schema version and the "finished" mark;
+* ``journal(key, etag, action, state, row)`` — for commands that write to the bucket, each
+  action's intent before it is sent and its outcome after (:mod:`.journal`).
 
 Exactly-once rests on one rule: a part's file is made durable first (see
 :mod:`worker.results.parts`), and then ONE transaction (:meth:`Checkpoint.commit_part`) records
@@ -38,6 +40,7 @@ from types import TracebackType
 
 from ..errors import CheckpointError
 from ..results.schema import KeyedRow
+from .journal import ActionJournal
 
 __all__ = ["Checkpoint", "CheckpointError", "Position", "SCHEMA_VERSION"]
 
@@ -58,6 +61,10 @@ CREATE TABLE IF NOT EXISTS done (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS parts (part INTEGER PRIMARY KEY, file TEXT NOT NULL, rows INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS listing (prefix TEXT PRIMARY KEY, token TEXT NULL, finished INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    key TEXT NOT NULL, etag TEXT NOT NULL, action TEXT NOT NULL, state TEXT NOT NULL, row TEXT NULL,
+    PRIMARY KEY (key, etag)
+) WITHOUT ROWID;
 """
 
 
@@ -88,6 +95,9 @@ class Checkpoint:
         self._conn = conn
         self._lock = threading.Lock()
         self._chunk = min(LOOKUP_CHUNK, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        #: The action journal of commands that write to the bucket, in the same file and lock, so
+        #: it starts over, is taken over and is resumed together with the rows it accounts for.
+        self.journal = ActionJournal(self._transaction, self._read, self._chunk)
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -223,6 +233,12 @@ class Checkpoint:
                 raise
             self._conn.execute("COMMIT")
 
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """The connection for queries, under the lock."""
+        with self._lock:
+            yield self._conn
+
     def _one(self, sql: str) -> object:
         with self._lock:
             return self._conn.execute(sql).fetchone()[0]
@@ -305,7 +321,7 @@ def _init(conn: sqlite3.Connection, path: Path, fingerprint: dict[str, object], 
 
 def _start_over(conn: sqlite3.Connection, fingerprint: dict[str, object]) -> None:
     """Empty every table and record the new run's identity: nothing of an earlier run stays."""
-    for table in ("done", "parts", "listing", "meta"):
+    for table in ("done", "parts", "listing", "journal", "meta"):
         conn.execute(f"DELETE FROM {table}")
     conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)",
                      [("fingerprint", json.dumps(fingerprint, sort_keys=True)),
@@ -313,10 +329,12 @@ def _start_over(conn: sqlite3.Connection, fingerprint: dict[str, object]) -> Non
 
 
 def _finished_or_untouched(conn: sqlite3.Connection, meta: Mapping[str, str]) -> bool:
-    """Whether the stored run needs no ``--resume``: it finished, or it never committed anything."""
+    """Whether the stored run needs no ``--resume``: it finished, or it never committed anything
+    (no row, no position, and no journaled action: an action sent but not yet reported counts)."""
     if "finished_output" in meta:
         return True
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM parts) OR EXISTS (SELECT 1 FROM listing)").fetchone()[0] == 0
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM parts) OR EXISTS (SELECT 1 FROM listing) "
+                        "OR EXISTS (SELECT 1 FROM journal)").fetchone()[0] == 0
 
 
 def _check_identity(path: Path, meta: Mapping[str, str], fingerprint: dict[str, object]) -> None:

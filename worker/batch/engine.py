@@ -140,6 +140,12 @@ class BatchEngine:
             except AuthenticationFailed as exc:
                 self.stop.fail(ExitCode.AUTH, exc.user_message(), hard=True)
                 return
+            except Exception as exc:  # a bug: stop, with the item unwritten, so --resume does it again
+                self.log.exception("operation_crashed", key=item.ref.key)
+                self.stop.fail(ExitCode.FAILURES, f"internal error while processing {item.ref.key!r} "
+                               f"({type(exc).__name__}: {exc}); nothing was recorded for it: continue with --resume "
+                               "once fixed", hard=True)
+                return
             finally:
                 self.metrics.request_finished()
             await self.results.put((item, row))

@@ -32,7 +32,7 @@ from .items import WorkItem
 from .ledger import ResumeLedger
 from .pages import PageOffer
 
-__all__ = ["ResultsFileSource", "localize_results", "PAGE_ROWS"]
+__all__ = ["ResultsFileSource", "localize_results", "read_results", "check_results_file", "PAGE_ROWS"]
 
 #: Rows per ledger page (and per read from the file).
 PAGE_ROWS = 1000
@@ -60,7 +60,7 @@ class ResultsFileSource:
 
     async def _read_file(self, stream: str, path: Path, offset: int, queue: asyncio.Queue[WorkItem | None],
                          ledger: ResumeLedger) -> None:
-        rows = _records(path, self.schema, offset)
+        rows = read_results(path, self.schema, offset)
         while True:
             page = await asyncio.to_thread(lambda: list(islice(rows, self.page_rows)))
             if not page:
@@ -80,10 +80,16 @@ def check_results_file(path: Path) -> None:
         raise ResultsFileError(f"cannot tell the format of {path} from its name: use .parquet, .csv or .jsonl")
 
 
-def _records(path: Path, schema: RowSchema, offset: int) -> Iterator[dict[str, Any]]:
-    """The file's records from row ``offset`` on; a file that is not a results file is refused."""
+def read_results(path: Path, schema: RowSchema = RESULT_SCHEMA, offset: int = 0) -> Iterator[dict[str, Any]]:
+    """The file's records from row ``offset`` on; a file that is not a results file, or a row
+    without bucket, key or ETag, is refused."""
     try:
-        yield from islice(read_rows(path, schema=schema), offset, None)
+        for record in islice(read_rows(path, schema=schema), offset, None):
+            if not record.get("bucket") or not record.get("key") or record.get("etag") is None:
+                raise ResultsFileError(f"{path}: a row has no bucket, key or etag; is it a picscore results file?")
+            yield record
+    except ResultsFileError:
+        raise
     except (KeyError, TypeError, ValueError, OSError) as exc:
         raise ResultsFileError(f"{path} is not a picscore results file ({exc})") from None
     except Exception as exc:  # pyarrow's own errors (ArrowInvalid is a ValueError, others are not)

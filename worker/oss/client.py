@@ -31,7 +31,7 @@ from alibabacloud_oss_v2.aio.transport import AioHttpClient
 from alibabacloud_oss_v2.crc import Crc64
 
 __all__ = ["OssCredentials", "OssAsyncClient", "build_async_client", "open_async_client", "close_async_client",
-           "upload_file", "download_file"]
+           "build_client", "upload_file", "download_file"]
 
 
 class OssCredentials(Protocol):
@@ -135,6 +135,11 @@ def _needs_path_style(endpoint: str) -> bool:
     return True
 
 
+def build_client(endpoint: str, region: str, credentials: OssCredentials) -> oss.Client:
+    """The synchronous SDK client, configured like :func:`build_async_client` (V4, no SDK retries)."""
+    return oss.Client(_sdk_config(endpoint, region, credentials))
+
+
 def upload_file(endpoint: str, region: str, credentials: OssCredentials, local_path: str, bucket: str,
                 key: str) -> str:
     """Upload a finished result file (multipart when large) with the SDK's Uploader; returns the ETag.
@@ -143,7 +148,7 @@ def upload_file(endpoint: str, region: str, credentials: OssCredentials, local_p
     multipart uploads and their clean-up; a result file is written once per run, so the
     simplicity beats an async re-implementation.
     """
-    client = oss.Client(_sdk_config(endpoint, region, credentials))
+    client = build_client(endpoint, region, credentials)
     result = oss.Uploader(client).upload_file(oss.PutObjectRequest(bucket=bucket, key=key), filepath=local_path)
     return result.etag or ""
 
@@ -156,7 +161,7 @@ def download_file(endpoint: str, region: str, credentials: OssCredentials, bucke
     command. Not the SDK's ``get_object_to_file``: it loops ``range(1, retry attempts)`` times,
     which is no time at all with the ``NopRetryer`` this client uses (retries are ours).
     """
-    client = oss.Client(_sdk_config(endpoint, region, credentials))
+    client = build_client(endpoint, region, credentials)
     result = client.get_object(oss.GetObjectRequest(bucket=bucket, key=key))
     checksum = Crc64(0)
     written = 0

@@ -1,0 +1,1 @@
+"""Acting on scores: the shared act phase of picscore covers and picscore filter."""
