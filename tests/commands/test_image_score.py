@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 
+import alibabacloud_oss_v2 as oss
 import pytest
 from aiohttp import web
 
@@ -133,6 +134,17 @@ async def test_missing_key_is_a_missing_row(client) -> None:
     row = await ScoreCaller(client, limiter(), FAST).score(ref("scoring/never-uploaded.jpg"))
     assert (row.status, row.http_status, row.error_code, row.attempts) == (Status.MISSING, 404, "NoSuchKey", 1)
     assert row.score is None and row.request_id
+
+
+async def test_an_object_archived_after_listing_is_skipped_not_failed(server: ServerProcess, client) -> None:
+    """OSS answers 403 InvalidObjectState for an Archive object until it is restored: the row says
+    skipped/Archived (the audit did nothing wrong), and nothing is retried."""
+    await client.put_object(oss.PutObjectRequest(bucket=BUCKET, key="scoring/cold.jpg", body=JPEG,
+                                                 storage_class="Archive"))
+    observer = RecordingObserver()
+    row = await ScoreCaller(client, limiter(), FAST, observer=observer).score(ref("scoring/cold.jpg"))
+    assert (row.status, row.http_status, row.error_code, row.attempts) == (Status.SKIPPED, 403, "Archived", 1)
+    assert "InvalidObjectState" in (row.error_message or "") and not observer.retries
 
 
 async def test_non_image_fails_once_with_bad_request(server: ServerProcess, client) -> None:
