@@ -28,6 +28,13 @@ def test_demo_audits_every_demo_object_into_parquet(tmp_path: Path) -> None:
             assert row["score"] < originals[row["key"].rsplit("/", 1)[1]], row["key"]
     assert str(output.resolve()) in result.stdout
     assert "scored" in result.stdout and "Worst five" in result.stdout
+    # What people do with scores: each photo's cover is its original; a dry run shows the quarantine plan.
+    for name in {r["key"].rsplit("/", 1)[1] for r in rows}:
+        assert f": originals/{name}  " in result.stdout, name
+    would_move = [line for line in result.stdout.splitlines() if line.startswith("would move")]
+    assert len(would_move) == 10 and all("oss://demo/damaged/" in line for line in would_move)
+    assert "nothing was changed" in result.stdout
+    assert (tmp_path / "demo-covers.csv").is_file() and (tmp_path / "demo-low-quality.csv").is_file()
     # The closing hints work as printed, from a shell that has not activated the venv (issue 15, item 18).
     lines = result.stdout.splitlines()
     read_hint = lines[lines.index("Read them with:") + 1].strip()

@@ -47,6 +47,7 @@ COVERS_SCHEMA = RowSchema({
 TOP_LEVEL_NAME = "_top"
 _PLACEHOLDERS = ("{group}", "{ext}", "{name}", "{key}", "{rank}")
 _SHOWN_UNCOVERED = 5
+_SHOWN_COVERS = 20
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class _CoversPlanner:
         self.chosen = 0
         self.uncovered: list[str] = []
         self.uncovered_count = 0
+        self.shown: list[str] = []
 
     def choose(self) -> None:
         for path in self.files:
@@ -153,6 +155,10 @@ class _CoversPlanner:
             else:
                 self.covered.add(result.group)
                 self.chosen += 1
+                if len(self.shown) < _SHOWN_COVERS:
+                    margin = "" if result.margin is None else f" (+{result.margin:.3f} over the next)"
+                    rank = f" #{result.rank}" if self.options.top > 1 else ""
+                    self.shown.append(f"  {result.group}{rank}: {result.key}  {result.score:.3f}{margin}")
             yield _row(result)
 
     def actions(self) -> Iterable[PlannedAction]:
@@ -185,7 +191,9 @@ class _CoversPlanner:
         lines = [f"covers ({self.chooser.grouping.describe()}, top {self.options.top}"
                  + (f", min-score {self.options.min_score:g}" if self.options.min_score is not None else "")
                  + f"): {counts.groups} groups, {len(self.covered)} covered with {self.chosen} images, "
-                 f"{self.uncovered_count} without an acceptable cover; written to {self.output}"]
+                 f"{self.uncovered_count} without an acceptable cover; written to {self.output}", *self.shown]
+        if self.chosen > len(self.shown):
+            lines.append(f"  … and {self.chosen - len(self.shown)} more in {self.output}")
         if self.uncovered:
             more = self.uncovered_count - len(self.uncovered)
             tail = f" … and {more} more" if more else ""

@@ -150,7 +150,8 @@ class _SelectionPlanner:
 
     def preface(self) -> list[str]:
         counts = self.selection.counts
-        criteria = ", ".join(f"{k} {v}" for k, v in self.selection.criteria.describe().items() if v is not None)
+        criteria = ", ".join(f"--{name.replace('_', '-')} {value if isinstance(value, str) else f'{value:g}'}"
+                             for name, value in self.selection.criteria.describe().items() if value is not None)
         notes = []
         if counts.duplicates:
             notes.append(f"{counts.duplicates} repeated rows ignored")

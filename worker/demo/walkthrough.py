@@ -3,7 +3,10 @@
 Builds the bundled demo bucket, starts the embedded server on it, and audits the bucket with
 ``picscore run`` exactly as one would audit a bucket on Alibaba Cloud OSS — signed
 ListObjectsV2, then a signed GET with ``x-oss-process=image/score`` per object — into a
-Parquet file. Prints the run's summary, the worst images, and where the results are.
+Parquet file. Prints the run's summary, the worst images, and where the results are. Then it
+does what people do with scores: ``picscore covers`` chooses each photo's cover among its
+original and damaged variants, and ``picscore filter --dry-run`` shows what quarantining the
+worst images would move, touching nothing.
 """
 
 from __future__ import annotations
@@ -51,9 +54,12 @@ def run_demo(root: Path, *, output: Path, port: int = 0, out: TextIO) -> int:
                    "--bucket", BUCKET, "--output", str(output), "--checkpoint", str(checkpoint),
                    "--concurrency", "8", "--progress", "never", "--log-level", "warning"]
         code = subprocess.run(command, env=env, stdout=out, stderr=sys.stderr, check=False).returncode
-    if code != 0 or not output.exists():
-        print(f"\npicscore run exited with {code}", file=out)
-        return code or 1
+        if code != 0 or not output.exists():
+            print(f"\npicscore run exited with {code}", file=out)
+            return code or 1
+        code = _act_on_scores(output, server.url, env, out)
+        if code != 0:
+            return code
     rows = sorted((r for r in read_rows(output) if r["score"] is not None), key=lambda r: r["score"])
     print("\nWorst five and best five images:", file=out)
     for row in rows[:5] + rows[-5:]:
@@ -69,6 +75,29 @@ def run_demo(root: Path, *, output: Path, port: int = 0, out: TextIO) -> int:
           f"clients sign with the same pair):\n"
           f"  export OSS_ACCESS_KEY_ID=LTAIlocal OSS_ACCESS_KEY_SECRET=local-secret\n"
           f"  {picscore} serve --root {root.resolve()} --port 9000", file=out)
+    return 0
+
+
+def _act_on_scores(results: Path, endpoint: str, env: dict[str, str], out: TextIO) -> int:
+    """Covers of each photo (grouped by file name) and a dry-run quarantine of the worst images."""
+    covers = results.with_name("demo-covers.csv")
+    selection = results.with_name("demo-low-quality.csv")
+    steps = [
+        ("Choosing each photo's cover among its original and damaged variants",
+         ["covers", str(results), "--group-regex", r"(?P<group>[^/]+)\.jpg$", "--output", str(covers)]),
+        ("What quarantining the worst fifth would do (a dry run: nothing is moved)",
+         ["filter", str(results), "--worst-percent", "20", "--action", "move", "--to", "quarantine/", "--dry-run",
+          "--output", str(selection), "--endpoint", endpoint, "--region", "cn-hangzhou", "--log-level", "warning"]),
+    ]
+    for title, args in steps:
+        visible = args[:args.index("--endpoint")] if "--endpoint" in args else args  # the server's URL is local
+        shown = " ".join(shlex.quote(a) for a in ["picscore", *visible])
+        print(f"\n{title}:\n  $ {shown}", file=out, flush=True)
+        code = subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env, stdout=out, stderr=sys.stderr,
+                              check=False).returncode
+        if code != 0:
+            print(f"\npicscore {args[0]} exited with {code}", file=out)
+            return code
     return 0
 
 
