@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import BUCKET, make_jpeg
 from tests.integration.filterhelpers import Library, filter_command, keys_of, list_keys, results_file, sdk_client
 from tests.integration.helpers import unique_prefix
-from tests.integration.runhelpers import read_output, run_cli
+from tests.integration.runhelpers import read_output, run_cli, run_env
 from worker.actions.rows import ACTION_SCHEMA
 from worker.results.formats import read_rows
 from worker.server.launch import ServerProcess
@@ -269,3 +269,18 @@ def test_objects_changed_since_scoring_are_never_moved(tmp_path: Path, results: 
     assert report_rows(report)[changed]["outcome"] == "changed"
     assert list_keys(client, library.prefix)[changed] == library.etag(changed)
     assert "q/" + changed not in list_keys(client, "q/")
+
+
+def test_refused_credentials_stop_with_exit_3_and_no_secret_in_any_output(
+        tmp_path: Path, results: Path, client: oss.Client, library: Library, server: ServerProcess) -> None:
+    wrong = "WrongSecret-DoNotLeak-0123456789"
+    report = tmp_path / "r.csv"
+    done = run_cli(filter_command(server.url, str(results), "--below", "0.35", "--action", "tag",
+                                  "--output", str(tmp_path / "s.csv"), "--report", str(report)),
+                   env=run_env(secret=wrong))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "SignatureDoesNotMatch" in done.stdout + done.stderr
+    written = "".join(path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.is_file()
+                      and path.suffix in (".csv", ".json", ".jsonl"))
+    assert wrong not in done.stdout + done.stderr + written
+    assert untouched(client, library)

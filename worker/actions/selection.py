@@ -9,7 +9,9 @@ the first row is chosen, so the inputs are read twice: once for the scores alone
 in a numpy array), once to select. Ties at the threshold score are taken in input order, so the
 same inputs always give the same selection.
 
-An object listed twice (overlapping shard files) is selected at most once: its first row wins.
+An object listed twice (overlapping shard files) is selected at most once: its first selected
+row wins. Only selected objects are remembered for this, so memory grows with the selection
+(about 100 bytes an object), not with the inputs.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class Criteria:
 class SelectionCounts:
     rows: int = 0          # every input row
     with_score: int = 0    # rows that compete
-    duplicates: int = 0    # rows of an object already seen
+    duplicates: int = 0    # selected rows of an object already selected
     excluded: int = 0      # rows of objects the action must not touch (e.g. already in quarantine)
     selected: int = 0
 
@@ -101,11 +103,6 @@ class FilterSelection:
             if score is None:
                 continue
             counts.with_score += 1
-            identity = hashlib.blake2b(f"{row['bucket']}/{row['key']}".encode(), digest_size=12).digest()
-            if identity in seen:
-                counts.duplicates += 1
-                continue
-            seen.add(identity)
             if self.exclude(row):
                 counts.excluded += 1
                 continue
@@ -120,6 +117,11 @@ class FilterSelection:
                 continue
             if where is not None and not where(row):
                 continue
+            identity = hashlib.blake2b(f"{row['bucket']}/{row['key']}".encode(), digest_size=12).digest()
+            if identity in seen:  # only selected objects are remembered: memory grows with the selection
+                counts.duplicates += 1
+                continue
+            seen.add(identity)
             counts.selected += 1
             yield row
 
