@@ -164,11 +164,14 @@ class MoveStep:
                 return trail.ended(Outcome.MISSING, "NoSuchKey", "neither the object nor its moved copy exists")
             if source.failure is not None:
                 return trail.failed(source.failure)
-        await intend()
-        copy = trail.saw(await self.calls.copy(plan.bucket, plan.key, plan.etag, plan.destination,
-                                               storage_class=plan.storage_class))
-        if copy.failure is not None:
-            return trail.failed(copy.failure)
+        # Killed between the copy and the delete: the copy is there, only the delete is left.
+        copied = reconcile and await _holds_version(self.calls, trail, plan.bucket, plan.destination, plan.etag)
+        if not copied:
+            await intend()
+            copy = trail.saw(await self.calls.copy(plan.bucket, plan.key, plan.etag, plan.destination,
+                                                   storage_class=plan.storage_class))
+            if copy.failure is not None:
+                return trail.failed(copy.failure)
         delete = trail.saw(await self.calls.delete(plan.bucket, plan.key))
         if delete.failure is not None:
             return trail.failed(delete.failure, f"copied to {plan.destination}, but the source was not deleted: ")

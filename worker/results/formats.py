@@ -18,7 +18,7 @@ import csv
 import json
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -94,15 +94,23 @@ class ParquetFormat:
                 writer.write_table(pa.concat_tables(pending), row_group_size=pending_rows)
 
     def read(self, path: Path) -> Iterator[Record]:
+        """Column by column per batch (:func:`_python_values`), then zipped into records: several
+        times faster than Arrow's row-wise ``to_pylist`` on maps and time zones, which matters for
+        million-row inputs (``make bench`` prints the rate)."""
         with pq.ParquetFile(path) as parquet:
             names = parquet.schema_arrow.names
             missing = self.schema.missing_from(names)
             if missing:
                 raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}")
-            columns = [name for name in self.schema.columns if name in names]
-            for batch in parquet.iter_batches(batch_size=COALESCE_ROWS, columns=columns):
-                for row in batch.to_pylist():
-                    yield self._from_arrow(row)
+            order = self.schema.columns
+            present = [name for name in order if name in names]
+            kinds = self.schema.kinds
+            for batch in parquet.iter_batches(batch_size=COALESCE_ROWS, columns=present):
+                read = {name: _python_values(batch.column(i), kinds[name]) for i, name in enumerate(present)}
+                columns = [read.get(name) or [None] * batch.num_rows for name in order]
+                for values in zip(*columns, strict=True):
+                    yield dict(zip(order, values, strict=True))
+
 
     def _chunks(self, parts: Iterable[Path]) -> Iterator[pa.Table]:
         """Every part's rows in tables of at most ``COALESCE_ROWS``, one file open at a time."""
@@ -112,17 +120,22 @@ class ParquetFormat:
                     chunk = pa.Table.from_batches([batch])
                     yield chunk if chunk.schema == self.arrow_schema else chunk.cast(self.arrow_schema)
 
-    def _from_arrow(self, row: Record) -> Record:
-        """Arrow's Python values → record values (maps come back as key/value pairs, UTC as zoneinfo)."""
-        for name, kind in self.schema.kinds.items():
-            value = row.get(name)
-            if kind == "map":
-                row[name] = dict(value) if value else {}
-            elif kind == "ts" and value is not None:
-                row[name] = value.replace(tzinfo=UTC)
-            else:
-                row[name] = value
-        return row
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _python_values(column: pa.Array, kind: str) -> list[object]:
+    """One column as record values: UTC datetimes, plain dicts for maps (empty for null), else as is."""
+    if kind == "ts":
+        millis = column.cast(pa.timestamp("ms", tz="UTC"), safe=False).cast(pa.int64()).to_pylist()
+        return [None if value is None else _EPOCH + timedelta(milliseconds=value) for value in millis]
+    if kind == "map":
+        offsets = column.offsets.to_pylist()
+        keys, items = column.keys.to_pylist(), column.items.to_pylist()
+        valid = column.is_valid().to_pylist() if column.null_count else None
+        return [dict(zip(keys[offsets[i]:offsets[i + 1]], items[offsets[i]:offsets[i + 1]], strict=True))
+                if valid is None or valid[i] else {} for i in range(len(column))]
+    return column.to_pylist()
 
 
 def _iso(value: datetime) -> str:
