@@ -6,8 +6,8 @@ Criteria combine with *and*. Only rows with a score compete (``scored`` rows, an
 ``--worst-percent P`` is the ``ceil(P% × n)`` lowest-scored of the n rows with a score, over all
 input files together (e.g. every shard of one audit). It needs the whole distribution before
 the first row is chosen, so the inputs are read twice: once for the scores alone (8 bytes a row,
-in a numpy array), once to select. Ties at the threshold score are taken in input order, so the
-same inputs always give the same selection.
+in a numpy array, read from Parquet without the other columns), once to select. Ties at the
+threshold score are taken in input order, so the same inputs always give the same selection.
 
 An object listed twice (overlapping shard files) is selected at most once: its first selected
 row wins. Only selected objects are remembered for this, so memory grows with the selection
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..batch.results_source import check_results_file, read_results
-from ..errors import UsageError
+from ..errors import ResultsFileError, UsageError
+from ..results.formats import read_numbers
 
 __all__ = ["Criteria", "FilterSelection", "SelectionCounts"]
 
@@ -84,7 +85,10 @@ class FilterSelection:
         """(threshold score, how many rows exactly at it to take) for ``--worst-percent``."""
         if self.criteria.worst_percent is None:
             return None
-        scores = np.fromiter((row["score"] for row in self._rows() if row.get("score") is not None), dtype=np.float64)
+        try:
+            scores = np.concatenate([read_numbers(path, "score") for path in self.files] or [np.empty(0)])
+        except (ValueError, OSError) as exc:
+            raise ResultsFileError(f"cannot read the scores: {exc}") from None
         wanted = math.ceil(len(scores) * self.criteria.worst_percent / 100)
         if wanted == 0:
             return -math.inf, 0

@@ -17,12 +17,14 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -30,13 +32,17 @@ from .format_names import FORMAT_ALIASES, FORMATS, format_of
 from .schema import RESULT_SCHEMA, Record, RowSchema, utc_ms
 
 __all__ = [
-    "Format", "ParquetFormat", "CsvFormat", "JsonlFormat", "format_named", "read_rows", "parquet_schema",
+    "Format", "ParquetFormat", "CsvFormat", "JsonlFormat", "format_named", "read_rows", "read_numbers",
+    "parquet_schema",
     "COALESCE_ROWS", "PARQUET_COMPRESSION", "RESULT_PARQUET_SCHEMA",
 ]
 
 #: Final Parquet row groups hold at least this many rows (except the last): small parts are
 #: coalesced, and no more than about twice this many rows are held in memory while merging.
 COALESCE_ROWS = 65_536
+#: Rows converted to Python at a time when reading: a million-row file is read in about 190 MB
+#: (448 MB at 65,536), for a few percent more time.
+READ_BATCH_ROWS = 8192
 PARQUET_COMPRESSION = "zstd"
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
@@ -105,7 +111,7 @@ class ParquetFormat:
             order = self.schema.columns
             present = [name for name in order if name in names]
             kinds = self.schema.kinds
-            for batch in parquet.iter_batches(batch_size=COALESCE_ROWS, columns=present):
+            for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=present):
                 read = {name: _python_values(batch.column(i), kinds[name]) for i, name in enumerate(present)}
                 columns = [read.get(name) or [None] * batch.num_rows for name in order]
                 for values in zip(*columns, strict=True):
@@ -131,7 +137,8 @@ def _python_values(column: pa.Array, kind: str) -> list[object]:
         return [None if value is None else _EPOCH + timedelta(milliseconds=value) for value in millis]
     if kind == "map":
         offsets = column.offsets.to_pylist()
-        keys, items = column.keys.to_pylist(), column.items.to_pylist()
+        keys = [sys.intern(key) for key in column.keys.to_pylist()]  # a few names, shared by every row kept
+        items = column.items.to_pylist()
         valid = column.is_valid().to_pylist() if column.null_count else None
         return [dict(zip(keys[offsets[i]:offsets[i + 1]], items[offsets[i]:offsets[i + 1]], strict=True))
                 if valid is None or valid[i] else {} for i in range(len(column))]
@@ -260,6 +267,21 @@ def format_named(name: str, schema: RowSchema = RESULT_SCHEMA) -> Format:
         return _FORMATS[FORMAT_ALIASES.get(name, name)](schema)
     except KeyError:
         raise ValueError(f"unknown output format {name!r}; choose one of {', '.join(FORMATS)}") from None
+
+
+def read_numbers(path: Path, column: str, schema: RowSchema = RESULT_SCHEMA) -> np.ndarray:
+    """The non-null values of one numeric column, as float64: from Parquet without converting
+    any other column (a million scores in milliseconds), from CSV and JSON Lines row by row."""
+    path = Path(path)
+    if format_of(str(path)) == "parquet":
+        with pq.ParquetFile(path) as parquet:
+            if column not in parquet.schema_arrow.names:
+                raise ValueError(f"{path} lacks the column {column}")
+            chunks = [batch.column(0).drop_null().to_numpy(zero_copy_only=False).astype(np.float64)
+                      for batch in parquet.iter_batches(batch_size=COALESCE_ROWS, columns=[column])]
+        return np.concatenate(chunks) if chunks else np.empty(0)
+    values = (row[column] for row in read_rows(path, schema=schema) if row[column] is not None)
+    return np.fromiter(values, dtype=np.float64)
 
 
 def read_rows(path: Path, fmt: str | None = None, schema: RowSchema = RESULT_SCHEMA) -> Iterator[Record]:

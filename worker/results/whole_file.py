@@ -22,7 +22,7 @@ from .schema import RowSchema
 
 __all__ = ["write_whole_file", "CHUNK_ROWS"]
 
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 10_000
 
 
 def write_whole_file(path: Path, fmt: str, schema: RowSchema, rows: Iterable[Any]) -> int:
