@@ -11,7 +11,7 @@ TRAIN_ARGS ?=
 # Extra options for `make finetune`, e.g. "--whole-side 320 --ema 0.998".
 FINETUNE_ARGS ?=
 
-.PHONY: install test-deps run serve test test-fast bench bench-throttle bench-soak bench-quality train train-holdout finetune image lint clean
+.PHONY: install test-deps run serve test test-fast bench bench-actions bench-throttle bench-soak bench-quality train train-holdout finetune image lint clean
 
 install: $(VENV)/.installed
 
@@ -53,10 +53,15 @@ bench: install
 	$(BIN)/python benchmarks/bench_scorer.py
 	$(BIN)/python benchmarks/bench_worker.py
 	$(BIN)/python benchmarks/bench_throttle.py
+	$(BIN)/python benchmarks/bench_actions.py
 
 ## picscore run against a server that throttles (1 and 2 scoring processes; concurrency 16/64/256).
 bench-throttle: install
 	$(BIN)/python benchmarks/bench_throttle.py
+
+## picscore filter/covers over 1,000,000 synthetic result rows; the act phase against a real server.
+bench-actions: install
+	$(BIN)/python benchmarks/bench_actions.py
 
 ## 10 minutes of mixed traffic against picscore serve: RSS, open fds and errors at start and end.
 bench-soak: install
