@@ -185,21 +185,10 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal and there are enough "
                    "files for a bar to help; README says how many)")
-    p.add_argument("--jobs", type=_positive_int, default=None,
+    p.add_argument("--jobs", type=cli_acting.whole_number(minimum=1), default=None,
                    help="scoring processes (default: CPU count; 1 scores in-process)")
     p.add_argument("--quality-model", default="accurate", help=QUALITY_MODEL_HELP)
     p.set_defaults(func=_cmd_score)
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1 (a clear usage error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _cmd_score(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import eventloop
 
-__all__ = ["add_filter", "add_covers"]
+__all__ = ["add_filter", "add_covers", "whole_number"]
 
 _EXIT_CODES = ("Exit codes: 0 done (objects that changed since scoring are reported, not failures), 1 failures "
                "over the threshold, 2 bad input or a guard refused the plan (nothing touched), 3 credentials "
@@ -26,14 +26,22 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+def whole_number(minimum: int = 0):
+    """argparse type: a whole number of at least ``minimum`` (a clear usage error otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_count = whole_number(minimum=0)
 
 
 def _add_guards(p: argparse.ArgumentParser) -> None:
