@@ -247,8 +247,9 @@ async def run_filter(options: FilterOptions, settings: ActionSettings) -> Comman
 
 
 def _excluder(action: Action | None, prefix: str | None, storage_class: str):
-    """Rows the action must not take: moved objects already in quarantine, archived objects
-    already in (or beyond) the target class."""
+    """Rows the action must not take: objects already in quarantine; for archive, objects already
+    in the target class or in an archive class; for move, archived objects (OSS cannot copy them
+    until they are restored)."""
 
     def exclude(row: Mapping[str, Any]) -> bool:
         if prefix is not None and str(row["key"]).startswith(prefix):
@@ -256,7 +257,7 @@ def _excluder(action: Action | None, prefix: str | None, storage_class: str):
         current = row.get("storage_class")
         if action is Action.ARCHIVE and current is not None:
             return current == storage_class or current in ARCHIVED_CLASSES
-        return action in (Action.TAG, Action.MOVE) and current in ARCHIVED_CLASSES
+        return action is Action.MOVE and current in ARCHIVED_CLASSES
 
     return exclude
 
