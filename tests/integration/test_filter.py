@@ -284,3 +284,20 @@ def test_refused_credentials_stop_with_exit_3_and_no_secret_in_any_output(
                       and path.suffix in (".csv", ".json", ".jsonl"))
     assert wrong not in done.stdout + done.stderr + written
     assert untouched(client, library)
+
+
+def test_metrics_are_pushed_under_the_commands_own_job(tmp_path: Path, results: Path, library: Library,
+                                                       server: ServerProcess) -> None:
+    """A real Pushgateway (Debian's): the filter's rows by outcome, under job picscore-filter, so a
+    filter never overwrites the nightly audit's group (job picscore)."""
+    from tests.integration.test_run_metrics import samples, start_pushgateway, value
+
+    with start_pushgateway(tmp_path) as gateway:
+        done = run_cli(filter_command(server.url, str(results), "--below", "0.35", "--action", "tag",
+                                      "--pushgateway", gateway.url, "--output", str(tmp_path / "s.csv"),
+                                      "--report", str(tmp_path / "r.csv")))
+        assert done.returncode == 0, done.stderr
+        parsed = samples(gateway.metrics_text())
+    assert value(parsed, "picscore_objects_total", job="picscore-filter", status="done") == 3
+    assert value(parsed, "picscore_run_success", job="picscore-filter") == 1
+    assert value(parsed, "picscore_run_success", job="picscore") is None
