@@ -6,6 +6,9 @@ read from the same layers (YAML file < ``PICSCORE_*`` < flags) with the same par
 messages. What is particular to each command (its inputs, selection, action) are plain flags,
 parsed in :mod:`worker.commands`.
 
+The same YAML file and ``PICSCORE_*`` environment as ``picscore run`` work here: ``run``'s own
+keys (``bucket``, ``prefix``…) are ignored, any other unknown key is still refused.
+
 ``endpoint``, ``region`` and the access key are needed only when the command will call OSS:
 ``picscore filter --action report`` over local files works without an account.
 """
@@ -22,8 +25,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..oss.credentials import RrsaCredentials
 from .credentials import Credentials, credentials_from_env
-from .fields import DERIVED, REQUIRED, RUN_FIELDS_BY_NAME, Field, add_arguments
-from .layers import config_path, parse_fields, read_env, read_file, read_flags, source_of
+from .fields import DERIVED, REQUIRED, RUN_FIELDS, RUN_FIELDS_BY_NAME, Field, add_arguments
+from .layers import Raw, config_path, parse_fields, read_env, read_file, read_flags, source_of
 
 __all__ = ["ActionSettings", "ACTION_FIELDS", "add_action_arguments", "load_action_settings"]
 
@@ -103,6 +106,11 @@ class ActionSettings:
         return self
 
 
+def _shared(layer: Mapping[str, Raw]) -> dict[str, Raw]:
+    """The settings of a layer that acting commands take."""
+    return {name: raw for name, raw in layer.items() if name in _SHARED}
+
+
 def add_action_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config`` and one flag per shared setting."""
     add_arguments(parser, ACTION_FIELDS)
@@ -112,9 +120,11 @@ def load_action_settings(args: argparse.Namespace, environ: Mapping[str, str], c
     """Merge file < environment < flags and validate. Credentials are read when present; an
     acting command that needs them checks with :meth:`ActionSettings.require_bucket_access`."""
     path = config_path(args, environ)
-    file_layer = read_file(path, ACTION_FIELDS) if path else {}
-    env_layer, warnings = read_env(environ, ACTION_FIELDS, command)
-    merged = {**file_layer, **env_layer, **read_flags(args, ACTION_FIELDS)}
+    # The file and environment of `picscore run` serve here too: its own keys (bucket, prefix…)
+    # are known and ignored, anything else is still an error (file) or a warning (environment).
+    file_layer = _shared(read_file(path, RUN_FIELDS)) if path else {}
+    env_layer, warnings = read_env(environ, RUN_FIELDS, command)
+    merged = {**file_layer, **_shared(env_layer), **read_flags(args, ACTION_FIELDS)}
     values: dict[str, Any] = parse_fields(merged, ACTION_FIELDS)
     if values["resume"] and values["restart"]:
         raise ConfigError("restart", f"contradicts resume (from {source_of(merged, 'resume')}): --resume continues "
