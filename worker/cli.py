@@ -181,7 +181,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score local image files and folders (JSON lines, no server)")
     p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
-    p.add_argument("--explain", action="store_true", help="name the weakest dimensions in words")
+    p.add_argument("--explain", action="store_true",
+                   help="say in words which visible defects each photo has and which pulled its score down most")
+    p.add_argument("--use", default="web",
+                   help="what --explain judges resolution against: thumbnail, web (default) or print")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal and there are enough "
                    "files for a bar to help; README says how many)")
@@ -193,10 +196,15 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from .commands.score_files import run_score
+    from .quality.explain import check_use
 
     quality_model = _quality_model(args.quality_model)
+    try:
+        use = check_use(args.use)
+    except ValueError as exc:
+        raise UsageError(f"--use: {exc}") from None
     return run_score(args.paths, out=sys.stdout, err=sys.stderr, progress=args.progress, explain=args.explain,
-                     jobs=args.jobs, quality_model=quality_model)
+                     jobs=args.jobs, quality_model=quality_model, use=use)
 
 
 def _quality_model(name: str) -> str:

@@ -8,10 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from worker.cli import build_parser
 from worker.commands.score_files import collect_files, run_score
-from worker.demo.build import DEMO_IMAGES, read_demo_image
+from worker.demo.build import DEMO_IMAGES, KINDS, read_demo_image
+from worker.quality import score
+from worker.quality.explain import explain
 
 
 class FakeTTY(io.StringIO):
@@ -73,10 +76,31 @@ def test_empty_folder_scores_nothing_and_succeeds(tmp_path: Path) -> None:
     assert _run([str(tmp_path)]) == (0, [], "")
 
 
-def test_explain_names_the_weakest_dimensions(tmp_path: Path) -> None:
-    (tmp_path / "p.jpg").write_bytes(read_demo_image(DEMO_IMAGES[0]))
-    _, lines, _ = _run([str(tmp_path)], explain=True)
-    assert lines[0]["explain"].startswith("weakest: ")
+def test_explain_says_what_is_wrong_in_words_and_keeps_the_numbers_apart(tmp_path: Path) -> None:
+    """A clean photo is not blamed for its 0.39 Mpx (issue 17); a damaged one names its defect,
+    with the numbers in the structured record rather than in the sentence."""
+    name = "kodim23-parrots.jpg"
+    original = read_demo_image(name)
+    (tmp_path / "a-original.jpg").write_bytes(original)
+    with Image.open(io.BytesIO(original)) as im:
+        (tmp_path / "b-dark.jpg").write_bytes(KINDS["dark"](im.convert("RGB"), name))
+    _, (clean, dark), _ = _run([str(tmp_path)], explain=True, jobs=1)
+    assert clean["explanation"] == {"summary": "no visible defect", "driver": None, "use": "web", "defects": []}
+    assert dark["explanation"]["driver"] == "underexposed"
+    assert dark["explanation"]["summary"].startswith("too dark (about ")
+    (defect,) = dark["explanation"]["defects"]
+    assert set(defect) == {"kind", "severity", "words", "detail"} and defect["detail"]["stops"] < -1.5
+    assert dark["explanation"] == explain(score((tmp_path / "b-dark.jpg").read_bytes())).as_record()
+    assert "explanation" not in _run([str(tmp_path)], jobs=1)[1][0]
+
+
+def test_explain_judges_resolution_against_the_stated_use(tmp_path: Path) -> None:
+    (tmp_path / "p.jpg").write_bytes(read_demo_image("kodim23-parrots.jpg"))  # 768 x 512: fine for the web
+    _, (record,), _ = _run([str(tmp_path)], explain=True, use="print", jobs=1)
+    assert record["explanation"]["driver"] == "low_resolution"
+    assert record["explanation"]["summary"] == "low resolution for print"
+    with pytest.raises(ValueError, match="choose one of: thumbnail, web, print"):
+        _run([str(tmp_path)], explain=True, use="poster")
 
 
 @pytest.mark.slow
@@ -104,16 +128,17 @@ def test_collect_files_keeps_explicit_hidden_files(mixed: Path) -> None:
 
 def test_the_cli_options_match_run_score() -> None:
     args = build_parser().parse_args(["score", "a", "b", "--explain", "--no-progress", "--jobs", "2",
-                                      "--quality-model", "fast"])
+                                      "--quality-model", "fast", "--use", "print"])
     assert (args.paths, args.explain, args.progress, args.jobs) == (["a", "b"], True, False, 2)
-    assert args.quality_model == "fast"
+    assert (args.quality_model, args.use) == ("fast", "print")
     options = {k: v for k, v in vars(args).items() if k not in ("paths", "command", "func")}
     run_score([], out=io.StringIO(), err=io.StringIO(), **options)
 
 
 def test_the_cli_defaults_leave_progress_and_jobs_to_run_score() -> None:
     args = build_parser().parse_args(["score", "a"])
-    assert (args.progress, args.jobs, args.explain, args.quality_model) == (None, None, False, "accurate")
+    assert (args.progress, args.jobs, args.explain, args.quality_model, args.use) == (None, None, False, "accurate",
+                                                                                      "web")
     assert build_parser().parse_args(["score", "a", "--progress"]).progress is True
 
 
@@ -126,8 +151,6 @@ def test_a_bad_jobs_count_is_a_usage_error(jobs: str, capsys: pytest.CaptureFixt
 
 
 def test_quality_model_fast_scores_with_the_fast_layout(tmp_path: Path) -> None:
-    from worker.quality import score
-
     data = read_demo_image(DEMO_IMAGES[0])
     (tmp_path / "a.jpg").write_bytes(data)
     code, (record,), _ = _run([str(tmp_path / "a.jpg")], quality_model="fast", jobs=1)
@@ -140,13 +163,18 @@ def test_an_unknown_quality_model_is_refused_before_any_file_is_read(tmp_path: P
         _run([str(tmp_path / "missing.jpg")], quality_model="fastest")
 
 
-def test_the_cli_refuses_an_unknown_quality_model_with_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--quality-model", "fastest", "--quality-model: unknown quality model 'fastest'"),
+    ("--use", "poster", "--use: unknown use 'poster'; choose one of: thumbnail, web, print"),
+])
+def test_the_cli_refuses_an_unknown_quality_model_or_use_with_exit_2(tmp_path: Path, option: str, value: str,
+                                                                     message: str) -> None:
     import subprocess
     import sys
 
     (tmp_path / "a.jpg").write_bytes(read_demo_image(DEMO_IMAGES[0]))
-    done = subprocess.run([sys.executable, "-m", "worker.cli", "score", "--quality-model", "fastest",
+    done = subprocess.run([sys.executable, "-m", "worker.cli", "score", option, value, "--explain",
                            str(tmp_path / "a.jpg")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
-    assert "picscore score: --quality-model: unknown quality model 'fastest'" in done.stderr
+    assert f"picscore score: {message}" in done.stderr
     assert "Traceback" not in done.stderr

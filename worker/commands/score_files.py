@@ -3,6 +3,7 @@
 Each input file gives exactly one line on ``out``, in sorted path order::
 
     {"path": "a.jpg", "score": 0.812, "dimensions": {"resolution": 0.661, ...}}
+    {"path": "b.jpg", "score": 0.41, "dimensions": {...}, "explanation": {"summary": "blurred", ...}}
     {"path": "notes.txt", "error": {"code": "BadRequest", "ec": "0040-00000005", "message": ...}}
 
 Folders are walked recursively in sorted order; hidden files and folders (``.name``) are
@@ -27,6 +28,8 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from .. import quality
+from ..quality.explain import DEFAULT_USE, check_use
+from ..quality.explain import explain as explain_score
 from ..quality.model import check_layout
 
 __all__ = ["collect_files", "run_score"]
@@ -36,7 +39,6 @@ EXIT_SOME_FAILED = 1
 #: A progress bar is shown by default only from this many files: a bar for fewer is noise.
 PROGRESS_MIN_FILES = 20
 POOL_MIN_FILES = 8  # below this, starting processes costs more than it saves
-_WEAK = 0.7  # dimensions under this are named by --explain
 
 
 Record = dict[str, Any]
@@ -61,25 +63,13 @@ def _error(path: str, code: str, message: str, ec: str | None = None) -> Record:
     return {"path": path, "error": error}
 
 
-def _explain(found: quality.Score) -> str:
-    """The weak dimensions (or the weakest one) in words, with the measurement behind each."""
-    raw = found.measurements
-    words = {
-        "resolution": lambda: f"{raw['resolution'] / 1e6:.2f} Mpx",
-        "noise": lambda: f"noise sigma {raw['noise']:.1f} levels",
-        "blur": lambda: f"edges {raw['blur']:.1f} px wide",
-        "compression": lambda: f"block edges {raw['compression']:.2f}x the interior gradient",
-        "saturation": lambda: f"colourfulness {raw['saturation']:.0f}",
-        "exposure": lambda: f"{raw['exposure']:+.1f} stops from a mid key",
-    }
-    ranked = sorted(words, key=lambda name: found.dimensions[name])
-    weak = [name for name in ranked if found.dimensions[name] < _WEAK] or ranked[:1]
-    parts = [f"{name} {found.dimensions[name]:.2f} ({words[name]()})" for name in weak]
-    return "weakest: " + "; ".join(parts)
+def score_file(path: str, explain: bool = False, quality_model: str = quality.DEFAULT_LAYOUT,
+               use: str = DEFAULT_USE) -> Record:
+    """One output record for one file; never raises for a bad file or a scorer failure.
 
-
-def score_file(path: str, explain: bool = False, quality_model: str = quality.DEFAULT_LAYOUT) -> Record:
-    """One output record for one file; never raises for a bad file or a scorer failure."""
+    ``explain`` adds ``explanation``: the photo's visible defects for ``use`` in words and numbers
+    (:func:`worker.quality.explain.explain`).
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -99,14 +89,14 @@ def score_file(path: str, explain: bool = False, quality_model: str = quality.DE
         "dimensions": {name: round(value, 3) for name, value in found.dimensions.items()},
     }
     if explain:
-        record["explain"] = _explain(found)
+        record["explanation"] = explain_score(found, use=use).as_record()
     return record
 
 
-def _records(files: list[str], explain: bool, jobs: int | None, quality_model: str) -> Iterator[Record]:
+def _records(files: list[str], explain: bool, jobs: int | None, quality_model: str, use: str) -> Iterator[Record]:
     """Records in input order; a process pool when there are enough files and CPUs."""
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
-    fn = functools.partial(score_file, explain=explain, quality_model=quality_model)
+    fn = functools.partial(score_file, explain=explain, quality_model=quality_model, use=use)
     if workers <= 1 or len(files) < POOL_MIN_FILES:
         yield from map(fn, files)
         return
@@ -116,21 +106,23 @@ def _records(files: list[str], explain: bool, jobs: int | None, quality_model: s
 
 def run_score(paths: list[str], *, out: TextIO, err: TextIO, progress: bool | None = None,
               explain: bool = False, jobs: int | None = None,
-              quality_model: str = quality.DEFAULT_LAYOUT) -> int:
+              quality_model: str = quality.DEFAULT_LAYOUT, use: str = DEFAULT_USE) -> int:
     """Score every file under ``paths``, one JSON line each on ``out``; see the module doc.
 
     ``progress``: None shows a bar on ``err`` only when it is a terminal and there are at least
     PROGRESS_MIN_FILES files. ``jobs``: scoring processes (None: CPU count). ``quality_model``:
-    the quality model's layout (:data:`worker.quality.LAYOUTS`).
+    the quality model's layout (:data:`worker.quality.LAYOUTS`). ``use``: what ``explain`` judges
+    resolution against (:data:`worker.quality.explain.USES`).
     Returns 0 when every file was scored, 1 when any line is an error; raises ValueError for
-    an unknown ``quality_model`` before reading any file.
+    an unknown ``quality_model`` or ``use`` before reading any file.
     """
     check_layout(quality_model)
+    check_use(use)
     files = collect_files(paths)
     show = progress if progress is not None else (err.isatty() and len(files) >= PROGRESS_MIN_FILES)
     failed = False
     with tqdm(total=len(files), file=err, unit="img", disable=not show) as bar:
-        for record in _records(files, explain, jobs, quality_model):
+        for record in _records(files, explain, jobs, quality_model, use):
             failed |= "error" in record
             out.write(json.dumps(record) + "\n")
             out.flush()
