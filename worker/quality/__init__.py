@@ -13,7 +13,8 @@
 * ``compression`` — JPEG 8x8 blockiness;
 * ``distortion``  — blur and compression together (what OSS calls distortion);
 * ``saturation``  — colourfulness (Hasler-Süsstrunk);
-* ``exposure``    — scene key in stops from a mid key, and crushed/blown pixels.
+* ``exposure``    — scene key in stops from a mid key (under-exposure only as far as the
+  highlights have headroom below white), and crushed/blown pixels.
 
 ``measurements`` holds the raw quantity behind each measured dimension, for explanations:
 pixel count, noise sigma (8-bit levels), edge sigma (px), boundary/interior gradient ratio,
@@ -80,7 +81,7 @@ def score(data: bytes, model: str = DEFAULT_LAYOUT) -> Score:
     learned = shipped_model(model)
     img, scores, raw = _measured(data)
     _, dimensions = combine(scores)
-    overall = overall_score(learned.overall(img, scores, raw), dimensions)
+    overall = overall_score(learned.overall(img, scores, raw), dimensions, raw)
     return Score(overall=round(overall, 6), dimensions=MappingProxyType(dimensions),
                  measurements=MappingProxyType(raw))
 

@@ -30,6 +30,8 @@ __all__ = [
     "blur",
     "compression",
     "exposure",
+    "exposure_key",
+    "headroom",
     "noise",
     "resolution",
     "saturation",
@@ -259,15 +261,39 @@ _CLIP_WEIGHT = np.clip((np.arange(256) - 240) / 15.0, 0, 1) + np.clip((15 - np.a
 _LEVELS = np.arange(256) / 255.0
 _LINEAR = np.where(_LEVELS <= 0.04045, _LEVELS / 12.92, ((_LEVELS + 0.055) / 1.055) ** 2.4)
 _LOG2_LUMINANCE = np.log2(_LINEAR + 0.005)  # + ε: a black pixel is dark, not -∞ stops
+_HIGHLIGHT_SHARE = 0.005  # the brightest 0.5 % of the pixels are the highlights headroom reads
+_DARKEST = 2.0**-10  # headroom stops counting at 10 stops (a black picture)
 
 
-def exposure(luma_hist: np.ndarray) -> Measure:
+def headroom(top_hist: np.ndarray) -> float:
+    """Stops between the brightest 0.5 % of the picture (by its brightest channel) and white, >= 0.
+
+    A camera exposes so that the highlights come near white; a picture whose highlights stop
+    stops short of it, with nothing reaching it, is under-exposed by about that much. A night
+    scene's lamps or a low-key portrait's catch-lights still reach white: no headroom there.
+    """
+    cumulative = np.cumsum(top_hist)
+    level = int(np.searchsorted(cumulative, (1.0 - _HIGHLIGHT_SHARE) * cumulative[-1]))
+    return float(-math.log2(max(_LINEAR[min(level, 255)], _DARKEST)))
+
+
+def exposure(luma_hist: np.ndarray, top_hist: np.ndarray | None = None) -> Measure:
     """Stops between the log-average luminance and a mid key, x crushed/blown pixel fraction.
 
     Log-average (Reinhard's scene key) in linear light, because exposure errors are stops.
+    Under-exposure counts only as far as the highlights have headroom (:func:`headroom`, from
+    ``top_hist``, the histogram of each pixel's brightest channel): a dark scene whose lights
+    reach white was exposed for them, not too short. Without ``top_hist`` the key alone counts.
     """
     n = float(luma_hist.sum())
     stops = float(luma_hist @ _LOG2_LUMINANCE) / n - math.log2(_KEY)
+    if stops < 0 and top_hist is not None:
+        stops = -min(-stops, headroom(top_hist))
     clipped = float(luma_hist @ _CLIP_WEIGHT) / n
-    key = _falloff(-stops, _UNDER_HALF, 3.0) * _falloff(stops, _OVER_HALF, 3.0)
-    return Measure(stops, key * _falloff(clipped, _CLIP_HALF, 2.0))
+    return Measure(stops, exposure_key(stops) * _falloff(clipped, _CLIP_HALF, 2.0))
+
+
+def exposure_key(stops: float) -> float:
+    """The exposure score's key factor alone: 1 at the mid key, ½ at 1.75 stops under or 2 over.
+    The exposure score is this times the clipping factor."""
+    return _falloff(-stops, _UNDER_HALF, 3.0) * _falloff(stops, _OVER_HALF, 3.0)
