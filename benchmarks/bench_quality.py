@@ -182,8 +182,8 @@ def ladders(photos: tuple[str, ...], steps: int) -> dict[str, dict[str, float]]:
           f"(+ the original), in both layouts")
     summary: dict[str, dict[str, float]] = {}
     for layout in LAYOUTS:
-        print(f"\n{layout}: {'kind':<11} {'order':>7} {'severe mean':>12} {'severe worst':>13}  "
-              f"{'grey drop (worst)':>18}  strength at level 1")
+        print(f"\n{layout}: {'kind':<11} {'order':>7} {'severe mean':>12} {'severe worst':>21}  "
+              f"{'grey drop (worst)':>26}  strength at level 1")
         figures: dict[str, float] = {}
         for kind, rows in overall[layout].items():
             pairs = [(row[i], row[j]) for row in rows for i, j in itertools.combinations(range(len(levels)), 2)]
@@ -194,10 +194,12 @@ def ladders(photos: tuple[str, ...], steps: int) -> dict[str, dict[str, float]]:
             line = f"{'':<{len(layout) + 1}} {kind:<11} {order:>6.1%} {statistics.mean(severe):>12.3f} "
             if kind == "desaturate":
                 figures["grey drop worst"] = min(drop)
-                line += f"{'':>13}  {statistics.mean(drop):>8.3f} ({min(drop):.3f})"
+                worst = photos[int(np.argmin(drop))].split("-")[0]
+                line += f"{'':>21}  {statistics.mean(drop):>8.3f} ({min(drop):.3f} {worst})"
             else:
                 figures[f"{kind} severe worst"] = max(severe)
-                line += f"{max(severe):>13.3f}  {'':>18}"
+                worst = photos[int(np.argmax(severe))].split("-")[0]
+                line += f"{max(severe):>13.3f} {worst:>7}  {'':>26}"
             print(line + f"  {damage.KINDS[kind].split(',')[0]}")
         orders = [v for k, v in figures.items() if k.endswith(" order")]
         severe_worst = max(v for k, v in figures.items() if k.endswith("severe worst"))

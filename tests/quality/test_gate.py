@@ -114,3 +114,24 @@ def test_a_jpeg_original_is_scored_as_before_the_gate() -> None:
     assert defect_cap(dims, raw) == 1.0
     learned = shipped_model("fast").overall(img, scores, raw)
     assert quality.score(data.getvalue(), "fast").overall == round(blended_score(learned, dims), 6)
+
+
+def test_under_exposure_counts_only_as_far_as_the_highlights_have_headroom() -> None:
+    """A dark scene whose lamps reach white was exposed for them; the same scene 3 stops darker
+    (lamps at 1/8 of white in linear light, level 99) is under-exposed by about 3 stops."""
+    import numpy as np
+
+    from worker.quality import measures
+
+    night = np.zeros(256)
+    night[20], night[255] = 0.99, 0.01  # mostly deep shadow, 1 % lamps at white
+    darker = np.zeros(256)
+    darker[3], darker[99] = 0.99, 0.01  # the same, 3 stops under (linear light / 8)
+    key_only = measures.exposure(night)
+    lit = measures.exposure(night, night)
+    under = measures.exposure(darker, darker)
+    assert key_only.raw < -3.0  # by the key alone, far under
+    assert -0.05 < lit.raw < 0  # the lamps reach white: still on the dark side, but not under-exposed
+    assert -3.2 < under.raw < -2.8  # three stops of headroom, and a key further down than that
+    assert measures.headroom(darker) == pytest.approx(3.0, abs=0.05)
+    assert measures.exposure_key(lit.raw) > 0.99 and measures.exposure_key(under.raw) < 0.25

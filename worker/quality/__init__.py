@@ -73,7 +73,8 @@ def score(data: bytes, model: str = DEFAULT_LAYOUT) -> Score:
     """Score an encoded picture (any format :func:`worker.quality.decode.decode_image` reads).
 
     ``overall`` is mostly the learned model (:mod:`worker.quality.model`) in the layout
-    ``model`` (``"accurate"`` or ``"fast"``), blended with the measured dimensions
+    ``model`` (``"accurate"`` or ``"fast"``), blended with the measured dimensions, and capped
+    where blur, noise, JPEG compression or exposure is severe
     (:func:`worker.quality.dimensions.overall_score`); the dimensions are the measures' and do not
     depend on ``model``. Raises :class:`UnsupportedImage` or :class:`ImageTooLarge` (both
     :class:`ImageError`), and ValueError for an unknown ``model``.

@@ -263,14 +263,15 @@ _LINEAR = np.where(_LEVELS <= 0.04045, _LEVELS / 12.92, ((_LEVELS + 0.055) / 1.0
 _LOG2_LUMINANCE = np.log2(_LINEAR + 0.005)  # + ε: a black pixel is dark, not -∞ stops
 _HIGHLIGHT_SHARE = 0.005  # the brightest 0.5 % of the pixels are the highlights headroom reads
 _DARKEST = 2.0**-10  # headroom stops counting at 10 stops (a black picture)
+_LEAST_UNDER = 0.01  # stops: a picture darker than the mid key keeps the sign, whatever its headroom
 
 
 def headroom(top_hist: np.ndarray) -> float:
     """Stops between the brightest 0.5 % of the picture (by its brightest channel) and white, >= 0.
 
-    A camera exposes so that the highlights come near white; a picture whose highlights stop
-    stops short of it, with nothing reaching it, is under-exposed by about that much. A night
-    scene's lamps or a low-key portrait's catch-lights still reach white: no headroom there.
+    A camera exposes so that the highlights come near white: a picture whose brightest parts
+    fall N stops short of white is under-exposed by about N stops. A night scene's lamps or a
+    low-key portrait's catch-lights still reach white: no headroom there.
     """
     cumulative = np.cumsum(top_hist)
     level = int(np.searchsorted(cumulative, (1.0 - _HIGHLIGHT_SHARE) * cumulative[-1]))
@@ -287,8 +288,8 @@ def exposure(luma_hist: np.ndarray, top_hist: np.ndarray | None = None) -> Measu
     """
     n = float(luma_hist.sum())
     stops = float(luma_hist @ _LOG2_LUMINANCE) / n - math.log2(_KEY)
-    if stops < 0 and top_hist is not None:
-        stops = -min(-stops, headroom(top_hist))
+    if stops < 0 and top_hist is not None:  # still on the dark side, if by as little as _LEAST_UNDER
+        stops = -max(min(-stops, headroom(top_hist)), _LEAST_UNDER)
     clipped = float(luma_hist @ _CLIP_WEIGHT) / n
     return Measure(stops, exposure_key(stops) * _falloff(clipped, _CLIP_HALF, 2.0))
 
