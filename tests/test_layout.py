@@ -26,6 +26,8 @@ FORBIDDEN = {
     "worker.oss": ("worker.batch", "worker.commands", "worker.actions", "worker.server", "worker.settings",
                    "worker.quality"),
     "worker.settings": ("worker.batch", "worker.commands", "worker.actions", "worker.server", "worker.quality"),
+    "worker.video": ("worker.batch", "worker.commands", "worker.actions", "worker.server", "worker.settings",
+                     "worker.cli"),
     "worker.errors": ("worker.",),
     "worker.units": ("worker.",),
     "worker.observability": ("worker.batch", "worker.commands", "worker.server", "worker.settings"),

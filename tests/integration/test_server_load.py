@@ -152,3 +152,26 @@ def test_fault_free_latency_range(make_server) -> None:
         started = time.perf_counter()
         assert send(url).status == 200
         assert 0.1 <= time.perf_counter() - started < 1.0
+
+
+def test_snapshots_share_the_pool_and_shed_load_like_scoring(make_server) -> None:
+    """video/snapshot is admitted by the same bounded pool as image/score: with one process and
+    no backlog, a burst of snapshots and scores gets 200s and 503 CpuLimitExceeded, never a 500."""
+    from PIL import Image
+
+    from worker.video.encode import encode_video
+
+    server = make_server("--workers", "1", "--backlog", "0")
+    frames = [Image.new("RGB", (640, 480), (i * 4, 90, 200 - i * 3)) for i in range(60)]
+    video = encode_video(frames, "h264", fps=30, gop=60)
+    assert signed(server.url, "PUT", "clip.mp4", body=video).status == 200
+    assert signed(server.url, "PUT", "big.jpg", body=make_jpeg(1600, 1200, seed=2)).status == 200
+    snapshot = presign(server.url, "GET", "clip.mp4", process="video/snapshot,t_1950,f_png")
+    score = presign(server.url, "GET", "big.jpg", process="image/score")
+    results = asyncio.run(_fetch_all([snapshot] * 8 + [score] * 4))
+    statuses = [status for status, _, _ in results]
+    assert set(statuses) <= {200, 503} and 503 in statuses, statuses
+    assert any(status == 200 and headers["Content-Type"] == "image/png" for status, _, headers in results)
+    shed = [body for status, body, _ in results if status == 503]
+    assert all(b"<Code>CpuLimitExceeded</Code>" in body for body in shed)
+    assert send(snapshot).status == 200  # capacity comes back

@@ -18,6 +18,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { check, report } from './checks.mjs';
+
 const require = createRequire(import.meta.url);
 const OSS = require('ali-oss');
 
@@ -39,21 +41,6 @@ const SK = env('OSS_ACCESS_KEY_SECRET');
 const JPEG = readFileSync(env('PICSCORE_JPEG', join(HERE, 'fixtures', 'photo.jpg')));
 const RUN = env('PICSCORE_RUN_PREFIX', `node-ct-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`);
 const KEEP_KEY = `${RUN}/keep/图片/copied 猫.jpg`;
-
-const results = { passed: 0, failed: [] };
-
-async function check(name, fn) {
-  try {
-    await fn();
-    results.passed += 1;
-    console.log(`ok      ${name}`);
-  } catch (err) {
-    results.failed.push(name);
-    const extra = ['name', 'code', 'status', 'ecCode'].filter(f => err?.[f] !== undefined)
-      .map(f => `${f}=${JSON.stringify(err[f])}`).join(' ');
-    console.log(`FAIL    ${name}\n        ${String(err?.stack ?? err).split('\n').join('\n        ')}\n        ${extra}`);
-  }
-}
 
 function makeClient(v4) {
   return new OSS({
@@ -204,9 +191,7 @@ async function main() {
     await client.delete(src);
     assert.ok((await client.get(KEEP_KEY)).content.equals(JPEG));
   });
-  console.log(`\n${results.passed} passed, ${results.failed.length} failed`);
-  if (results.failed.length) console.log(`FAILED:\n  ${results.failed.join('\n  ')}`);
-  process.exitCode = results.failed.length ? 1 : 0;
+  report();
 }
 
 main().catch(err => {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worker.oss.score_contract import MAX_SOURCE_BYTES, SCORE_PROCESS
+from worker.oss.snapshot_contract import SnapshotSpec
 from worker.server.errors import OSSError
 from worker.server.oss_process import parse_process
 
@@ -12,6 +13,23 @@ from worker.server.oss_process import parse_process
 @pytest.mark.parametrize("value", ["image/score", " image/score ", "image/score\n"])
 def test_score(value: str) -> None:
     assert parse_process(value) == SCORE_PROCESS == "image/score"
+
+
+@pytest.mark.parametrize(("value", "spec"), [
+    ("video/snapshot", SnapshotSpec()),
+    ("video/snapshot,t_7000,f_jpg,w_800,h_600,m_fast", SnapshotSpec(7000, 800, 600, True, "jpg")),
+    ("video/snapshot,t_0,f_png,ar_auto", SnapshotSpec(format="png", orient="auto")),
+])
+def test_snapshot(value: str, spec: SnapshotSpec) -> None:
+    assert parse_process(value) == spec
+
+
+def test_snapshot_parameter_errors_name_the_argument() -> None:
+    with pytest.raises(OSSError) as info:
+        parse_process("video/snapshot,t_0,w_-800")
+    err = info.value
+    assert (err.status, err.code, err.ec) == (400, "InvalidArgument", "0053-00000104")
+    assert err.extra == {"ArgumentName": "w", "ArgumentValue": "-800"}
 
 
 def test_score_size_limit_is_20_mib() -> None:
@@ -46,10 +64,10 @@ def test_score_size_limit_is_20_mib() -> None:
      "image/score takes no parameters and cannot be chained."),
     ("style/x", 404, "NoSuchStyle", "0040-00000404", "The style 'x' does not exist."),
     ("style/my-style", 404, "NoSuchStyle", "0040-00000404", "The style 'my-style' does not exist."),
-    ("video/snapshot,t_1000", 400, "NotImplemented", "0040-00000212",
-     "picscore serve does not implement video/ processing."),
-    ("video/snapshot", 400, "NotImplemented", "0040-00000212",
-     "picscore serve does not implement video/ processing."),
+    ("video/convert,f_mp4", 400, "NotImplemented", "0040-00000212",
+     "picscore serve implements video/snapshot only, as the sole action."),
+    ("video/snapshot,t_1000/resize,w_10", 400, "NotImplemented", "0040-00000212",
+     "picscore serve implements video/snapshot only, as the sole action."),
     ("doc/preview", 400, "NotImplemented", "0040-00000212", "picscore serve does not implement doc/ processing."),
     ("audio/convert", 400, "NotImplemented", "0040-00000212",
      "picscore serve does not implement audio/ processing."),

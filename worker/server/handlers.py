@@ -24,6 +24,8 @@ from xml.etree import ElementTree
 from aiohttp import web
 
 from ..oss.score_contract import MAX_SOURCE_BYTES, PROCESS_PARAMETER, SCORE_PROCESS, build_score_answer
+from ..oss.snapshot_contract import SnapshotSpec
+from ..video.snapshot import UNREADABLE_EC
 from . import copy_object, tagging, xmlbody
 from .call import BucketOperations, Call, Handler, write_body
 from .checksums import parse_content_md5
@@ -335,7 +337,10 @@ class Operations:
 
     async def _score(self, call: Call, process: str) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
-        if parse_process(process) != SCORE_PROCESS:  # pragma: no cover - parse_process raises otherwise
+        operation = parse_process(process)
+        if isinstance(operation, SnapshotSpec):
+            return await self._snapshot(call, operation)
+        if operation != SCORE_PROCESS:  # pragma: no cover - parse_process raises otherwise
             raise AssertionError(process)
         async with self.scorer.slot():
             data = await self._image_bytes(call.bucket, call.key)
@@ -344,6 +349,23 @@ class Operations:
         return web.Response(body=body, status=200,
                             headers={"Content-Type": "application/json;charset=utf-8",
                                      "x-oss-process-status": "OK"})
+
+    async def _snapshot(self, call: Call, spec: SnapshotSpec) -> web.StreamResponse:
+        """video/snapshot: the frame decoded in the processing pool, from the object's file (a
+        video may be far larger than what an image request reads into memory)."""
+        assert call.bucket is not None and call.key is not None
+        async with self.scorer.slot():
+            path = await asyncio.to_thread(self._readable_path, call.bucket, call.key)
+            image = await self.scorer.snapshot(path, spec)
+        return web.Response(body=image, status=200,
+                            headers={"Content-Type": spec.content_type, "x-oss-process-status": "OK"})
+
+    def _readable_path(self, bucket: str, key: str) -> str:
+        meta, path = self.store.readable_path(bucket, key)
+        require_readable(meta)
+        if path is None:  # a directory marker: no bytes, so no video
+            raise OSSError.invalid_argument("The object cannot be read as a video.", UNREADABLE_EC)
+        return path
 
     async def _image_bytes(self, bucket: str, key: str) -> bytes:
         handle = await asyncio.to_thread(self.store.open, bucket, key)

@@ -1,14 +1,19 @@
 """``x-oss-process``: which process strings the embedded server answers, and how it refuses the rest.
 
-Only ``image/score`` is implemented, and only as the sole action: OSS documents it as an
-action without parameters whose answer is a JSON document, so it cannot be chained
-("Image quality assessment": https://help.aliyun.com/en/oss/user-guide/image-quality-score).
-Everything else gets the OSS image-processing error a client would recognise, never a 500.
+Two are implemented, each as the sole action:
+
+* ``image/score``: OSS documents it as an action without parameters whose answer is a JSON
+  document, so it cannot be chained
+  ("Image quality assessment": https://help.aliyun.com/en/oss/user-guide/image-quality-score);
+* ``video/snapshot,…``: one frame of a video as an image (:mod:`worker.oss.snapshot_contract`).
+
+Everything else gets the OSS processing error a client would recognise, never a 500.
 """
 
 from __future__ import annotations
 
 from ..oss.score_contract import SCORE_PROCESS
+from ..oss.snapshot_contract import SnapshotParameterError, SnapshotSpec, parse_snapshot
 from .errors import OSSError
 
 __all__ = ["parse_process"]
@@ -23,9 +28,9 @@ _KNOWN_IMAGE_ACTIONS = frozenset({
 })
 
 
-def parse_process(value: str) -> str:
-    """Return the operation to run (only :data:`~worker.oss.score_contract.SCORE_PROCESS`
-    today) or raise the OSS error."""
+def parse_process(value: str) -> str | SnapshotSpec:
+    """Return the operation to run (:data:`~worker.oss.score_contract.SCORE_PROCESS`, or the
+    :class:`~worker.oss.snapshot_contract.SnapshotSpec` of a snapshot) or raise the OSS error."""
     process = value.strip()
     if process.split("|", 1)[0] != process:
         raise OSSError(400, "NotImplemented", "picscore serve does not implement sys/saveas or piped processing.",
@@ -33,7 +38,9 @@ def parse_process(value: str) -> str:
     category, _, actions = process.partition("/")
     if category == "style":
         raise OSSError(404, "NoSuchStyle", f"The style '{actions}' does not exist.", "0040-00000404")
-    if category in ("doc", "video", "audio"):
+    if category == "video":
+        return _video(actions)
+    if category in ("doc", "audio"):
         raise OSSError(400, "NotImplemented", f"picscore serve does not implement {category}/ processing.",
                        "0040-00000212")
     if category != "image":
@@ -52,3 +59,16 @@ def parse_process(value: str) -> str:
         raise OSSError(400, "NotImplemented",
                        f"picscore serve implements image/score only, not image/{unsupported}.", "0040-00000212")
     raise OSSError.invalid_argument(f"The operation '{names[0][:50]}' is not supported.", "0040-00000212")
+
+
+def _video(actions: str) -> SnapshotSpec:
+    """``snapshot,t_…,…`` → its spec; any other video action is not implemented."""
+    name, _, parameters = actions.partition(",")
+    if name != "snapshot" or "/" in actions:
+        raise OSSError(400, "NotImplemented", "picscore serve implements video/snapshot only, as the sole action.",
+                       "0040-00000212")
+    try:
+        return parse_snapshot(parameters)
+    except SnapshotParameterError as exc:
+        extra = {} if exc.name is None else {"ArgumentName": exc.name, "ArgumentValue": exc.value or ""}
+        raise OSSError.invalid_argument(str(exc), exc.ec, **extra) from None

@@ -1,6 +1,7 @@
-"""Scoring off the event loop: a process pool with a bounded backlog, and OSS-style overload.
+"""Scoring and video snapshots off the event loop: a process pool with a bounded backlog, and
+OSS-style overload.
 
-Image decoding and the quality measures are CPU-bound and hold the GIL, so they run in worker
+Image decoding, the quality measures and video decoding are CPU-bound and hold the GIL, so they run in worker
 processes. The pool accepts at most ``workers + backlog`` images at once; one more and the
 server answers ``503 CpuLimitExceeded`` immediately, as OSS does under load, instead of
 queueing without bound — so clients meet real backpressure and memory stays bounded.
@@ -20,22 +21,26 @@ import hashlib
 import multiprocessing
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
 from .. import quality
+from ..oss.snapshot_contract import SnapshotSpec
 from ..quality.model import check_layout, shipped_model
+from ..video.snapshot import DEFAULT_VIDEO_LIMITS, TOO_LARGE_EC, VideoError, VideoLimits, capture
 from .errors import OSSError
 
-__all__ = ["ScoreResult", "Scorer", "ProcessPoolScorer", "FixedLatencyScorer", "score_bytes",
+__all__ = ["ScoreResult", "Scorer", "ProcessPoolScorer", "FixedLatencyScorer", "score_bytes", "snapshot_file",
            "admission_capacity", "limit_address_space"]
 
 log = structlog.get_logger("picscore.server")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,28 @@ def score_bytes(data: bytes, model: str = quality.DEFAULT_LAYOUT) -> ScoreOutcom
     except MemoryError:  # the worker's address-space limit: this picture asks too much of it
         return ("ImageTooLarge", "0040-00000012", "The image needs more memory to process than is allowed.")
     return ScoreResult(result.overall, dict(result.dimensions))
+
+
+#: What a snapshot worker sends back: the image, or an OSS error as (status, code, EC, message).
+SnapshotOutcome = bytes | tuple[int, str, str, str]
+
+
+def snapshot_file(path: str, spec: SnapshotSpec, limits: VideoLimits = DEFAULT_VIDEO_LIMITS) -> SnapshotOutcome:
+    """Runs in a worker process: the snapshot's bytes, or the OSS error a bad video gets (a value:
+    an answer, not a crash)."""
+    try:
+        return capture(path, spec, limits)
+    except VideoError as exc:
+        return (exc.status, exc.code, exc.ec, exc.message)
+    except MemoryError:  # the worker's address-space limit
+        return (400, "InvalidArgument", TOO_LARGE_EC, "The video needs more memory to decode than is allowed.")
+
+
+def _snapshot_answer(outcome: SnapshotOutcome) -> bytes:
+    if isinstance(outcome, tuple):
+        status, code, ec, message = outcome
+        raise OSSError(status, code, message, ec)
+    return outcome
 
 
 def limit_address_space(headroom: int = WORKER_ADDRESS_SPACE_HEADROOM) -> None:
@@ -127,6 +154,7 @@ class Scorer:
     """
 
     capacity: int = 10_000
+    video_limits: VideoLimits = DEFAULT_VIDEO_LIMITS
 
     def __init__(self) -> None:
         self._in_flight = 0
@@ -149,6 +177,11 @@ class Scorer:
     async def score(self, data: bytes, received: float | None = None) -> ScoreResult:  # pragma: no cover
         """Score ``data``; ``received`` is when the request arrived (``time.perf_counter()``)."""
         raise NotImplementedError
+
+    async def snapshot(self, path: str, spec: SnapshotSpec) -> bytes:
+        """The frame ``spec`` asks for of the video at ``path`` (``video/snapshot``), in a thread:
+        subclasses with worker processes run it there."""
+        return _snapshot_answer(await asyncio.to_thread(snapshot_file, path, spec, self.video_limits))
 
     async def close(self) -> None:
         return None
@@ -181,32 +214,39 @@ class ProcessPoolScorer(Scorer):
         await asyncio.gather(*(loop.run_in_executor(self._pool, load_model, self.model) for _ in range(self.workers)))
 
     async def score(self, data: bytes, received: float | None = None) -> ScoreResult:
+        outcome = await self._run(score_bytes, data, self.model)
+        if isinstance(outcome, tuple):
+            raise _image_error(*outcome)
+        return outcome
+
+    async def snapshot(self, path: str, spec: SnapshotSpec) -> bytes:
+        return _snapshot_answer(await self._run(snapshot_file, path, spec, self.video_limits))
+
+    async def _run(self, function: Callable[..., T], *args: object) -> T:
+        """``function(*args)`` in a worker, within ``timeout_s``, on a pool that heals itself."""
         pool = self._pool
         try:
-            future = self._submit(pool, data)
+            future = self._submit(pool, function, *args)
         except BrokenProcessPool:
-            # The pool broke while idle (a worker was killed between requests): this image
+            # The pool broke while idle (a worker was killed between requests): this request
             # did not break it, so it gets the new pool at once instead of an error.
             pool = self._replace(pool)
-            future = self._submit(pool, data)
+            future = self._submit(pool, function, *args)
         try:
-            outcome = await asyncio.wait_for(future, self.timeout_s)
+            return await asyncio.wait_for(future, self.timeout_s)
         except BrokenProcessPool:
-            # A worker died while this image was queued or running. It may be the image that
+            # A worker died while this request was queued or running. It may be the input that
             # killed it, so it is not retried here — a poison image would break the new pool
             # too, and fail everything queued there. The client may retry: 503 says so.
             self._replace(pool)
             raise _worker_lost() from None
         except TimeoutError:
-            raise OSSError(503, "CpuLimitExceeded", "Scoring this image took too long.",
+            raise OSSError(503, "CpuLimitExceeded", "Processing this object took too long.",
                            "0040-00000100") from None
-        if isinstance(outcome, tuple):
-            raise _image_error(*outcome)
-        return outcome
 
-    def _submit(self, pool: ProcessPoolExecutor, data: bytes) -> asyncio.Future[ScoreOutcome]:
-        """Queue ``data`` on ``pool``; raises BrokenProcessPool at once if the pool is broken."""
-        return asyncio.get_running_loop().run_in_executor(pool, score_bytes, data, self.model)
+    def _submit(self, pool: ProcessPoolExecutor, function: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """Queue the call on ``pool``; raises BrokenProcessPool at once if the pool is broken."""
+        return asyncio.get_running_loop().run_in_executor(pool, function, *args)
 
     def _replace(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
         """Swap the broken pool for a new one — once, however many requests saw it break —

@@ -336,6 +336,20 @@ class LocalStore:
             file.close()
             raise
 
+    def readable_path(self, bucket: str, key: str) -> tuple[ObjectMeta, str | None]:
+        """The object's metadata and the real path of its file (None for a directory marker,
+        which has none), checked as :meth:`open` checks it, for a reader in another process
+        (video decoding). The path is resolved now: only someone who can already swap files
+        inside the root could make that reader see another file, and never one outside it."""
+        with self.open(bucket, key) as handle:
+            meta = handle.meta
+        if key.endswith("/"):
+            return meta, None
+        real = self._inside(bucket, self._data_path(bucket, key))
+        if real is None:
+            raise OSSError.no_such_key(key)
+        return meta, real
+
     def head(self, bucket: str, key: str) -> ObjectMeta:
         with self.open(bucket, key) as handle:
             return handle.meta
