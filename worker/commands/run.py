@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
+from alibabacloud_oss_v2.aio import AsyncClient
 
 from ..batch.calls import PacedCaller
 from ..batch.checkpoint import Checkpoint
 from ..batch.concurrency import AdaptiveConcurrency
 from ..batch.engine import BatchEngine, BatchOutcome, EngineSettings
 from ..batch.gctuning import throughput_gc
-from ..batch.items import WorkItem
+from ..batch.items import Operation, WorkItem
 from ..batch.ledger import ResumeLedger
 from ..batch.listing_source import ListingSource, page_size_for
 from ..batch.pages import AlreadyDone, Decide, PageOffer
@@ -39,34 +41,64 @@ from ..observability.metrics import BatchMetrics
 from ..oss.client import open_async_client, upload_file
 from ..oss.retry import AuthenticationFailed, CallFailed, RetryPolicy, retrying
 from ..results.parts import PartWriter, open_part_writer
-from ..results.schema import ObjectRef, ResultRow
+from ..results.schema import RESULT_SCHEMA, ObjectRef, ResultRow, RowSchema
 from ..settings import RunConfig, fingerprint, split_oss_url
 from ..units import format_size
 from .image_score import ScoreOperation
 from .incremental import PreviousResults
 from .outcome import CommandOutcome
 
-__all__ = ["run_audit", "run_settings_for_engine"]
+__all__ = ["run_audit", "run_settings_for_engine", "ListingJob", "score_job"]
 
 log = structlog.get_logger("picscore.run")
 T = TypeVar("T")
 COMMAND = "run"
 
 
-async def run_audit(config: RunConfig) -> CommandOutcome:
-    """Run the audit described by ``config``.
+@dataclass(frozen=True)
+class ListingJob:
+    """What makes a bucket-wide command over a listing what it is: the engine, the listing, the
+    parts, the checkpoint, resume, sharding, metrics and the summary are shared.
+
+    ``run`` is one (:func:`score_job`); ``picscore thumbnails`` is another."""
+
+    command: str
+    schema: RowSchema
+    selection: Selection
+    #: Settings beyond ``run``'s that decide which rows the job produces (stored in the checkpoint).
+    fingerprint: dict[str, Any]
+    make_operation: Callable[[AsyncClient, PacedCaller], Operation]
+    #: How a dry run words the billed calls for N objects it would process.
+    dry_run_calls: Callable[[int], str]
+    #: What the job does to an object, for the dry run ("would score 8 objects").
+    verb: str = "score"
+    #: Whether ``--incremental`` applies (carry unchanged objects' rows forward).
+    incremental: bool = True
+    #: Runs once before and once after the engine (with the client), e.g. to clear scratch objects.
+    housekeeping: Callable[[AsyncClient], Awaitable[None]] | None = None
+
+
+def score_job(config: RunConfig) -> ListingJob:
+    """``picscore run``: one image/score call per selected object, ``picscore run``'s rows."""
+    return ListingJob(COMMAND, RESULT_SCHEMA, _selection(config), {}, ScoreOperation,
+                      lambda n: f"{n} image/score calls (more if retried)")
+
+
+async def run_audit(config: RunConfig, job: ListingJob | None = None) -> CommandOutcome:
+    """Run the audit described by ``config`` (``picscore run`` unless ``job`` says otherwise).
 
     The metrics are pushed however the run ends: a run that raised pushes ``run_success 0``,
     so the Pushgateway never keeps showing the previous run's success.
     """
-    metrics = BatchMetrics(COMMAND)
+    job = job or score_job(config)
+    metrics = BatchMetrics(job.command)
     if config.metrics_port is not None:
         port = metrics.serve(config.metrics_port)
         log.info("metrics_listening", port=port)
     outcome: CommandOutcome | None = None
     try:
         with throughput_gc():
-            outcome = await (_dry_run if config.dry_run else _audit)(config, metrics)
+            outcome = await (_dry_run if config.dry_run else _audit)(config, job, metrics)
         return outcome
     finally:
         metrics.run_success.set(1 if outcome is not None and outcome.code == ExitCode.OK else 0)
@@ -75,27 +107,28 @@ async def run_audit(config: RunConfig) -> CommandOutcome:
         metrics.close()
 
 
-def run_settings_for_engine(config: RunConfig) -> EngineSettings:
+def run_settings_for_engine(config: RunConfig, command: str = COMMAND) -> EngineSettings:
     """The engine's knobs, from ``picscore run``'s settings of the same names."""
-    return EngineSettings(command=COMMAND, concurrency=config.concurrency, flush_rows=config.flush_rows,
+    return EngineSettings(command=command, concurrency=config.concurrency, flush_rows=config.flush_rows,
                           flush_seconds=config.flush_seconds, grace_s=config.grace_s,
                           time_budget_s=config.time_budget_s, progress=config.progress)
 
 
-async def _audit(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
-    checkpoint = Checkpoint.open(Path(config.checkpoint), fingerprint(config), resume=config.resume,
-                                 restart=config.restart)
-    _log_start(config)
+async def _audit(config: RunConfig, job: ListingJob, metrics: BatchMetrics) -> CommandOutcome:
+    settings = fingerprint(config) | ({"job": job.fingerprint} if job.fingerprint else {})
+    checkpoint = Checkpoint.open(Path(config.checkpoint), settings, resume=config.resume, restart=config.restart)
+    _log_start(config, job.command)
     try:
-        writer = open_part_writer(_local_output_path(config), config.format, checkpoint)
+        writer = open_part_writer(_local_output_path(config), config.format, checkpoint, job.schema)
         if checkpoint.is_finished():
             destination = await _publish(config, await asyncio.to_thread(writer.finalize))
             if isinstance(destination, CommandOutcome):
                 return destination
-            return CommandOutcome(ExitCode.OK, [f"picscore run: this run had already finished; output: {destination}"])
+            return CommandOutcome(ExitCode.OK, [f"picscore {job.command}: this run had already finished; "
+                                                f"output: {destination}"])
         ledger = ResumeLedger({prefix: checkpoint.position(prefix) for prefix in config.prefix})
-        previous = await asyncio.to_thread(_previous_results, config)
-        engine = BatchEngine(run_settings_for_engine(config), metrics,
+        previous = await asyncio.to_thread(_previous_results, config) if job.incremental else None
+        engine = BatchEngine(run_settings_for_engine(config, job.command), metrics,
                              await asyncio.to_thread(_tally_of_earlier_sessions, writer, checkpoint))
         try:
             async with open_async_client(config.endpoint, config.region, config.credentials,
@@ -106,32 +139,35 @@ async def _audit(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
                 concurrency = AdaptiveConcurrency(config.concurrency)
                 metrics.track_concurrency(concurrency)
                 caller = PacedCaller(limiter, policy, observer=metrics, secrets=secrets, concurrency=concurrency)
-                operation = ScoreOperation(client, caller)
-                source = _listing_source(config, client, policy, metrics, engine.count_listed,
+                if job.housekeeping is not None:
+                    await job.housekeeping(client)
+                source = _listing_source(config, job, client, policy, metrics, engine.count_listed,
                                          already_done=_in_thread(checkpoint.done_among), previous=previous)
-                batch = await engine.run(source, operation, writer, ledger)
+                batch = await engine.run(source, job.make_operation(client, caller), writer, ledger)
+                if job.housekeeping is not None and batch.stop.failure is None:
+                    await job.housekeeping(client)
         finally:
             if previous is not None:
                 previous.close()
-        return await _conclude(config, batch, writer)
+        return await _conclude(config, job.command, batch, writer)
     finally:
         checkpoint.close()
 
 
-async def _conclude(config: RunConfig, batch: BatchOutcome, writer: PartWriter) -> CommandOutcome:
+async def _conclude(config: RunConfig, command: str, batch: BatchOutcome, writer: PartWriter) -> CommandOutcome:
     """Turn the engine's outcome into the exit code and the summary a person reads."""
     if batch.stop.failure is not None:
         code, message = batch.stop.failure
-        return CommandOutcome(code, [batch.tally.render(COMMAND, None, batch.elapsed_s)], error=message)
+        return CommandOutcome(code, [batch.tally.render(command, None, batch.elapsed_s)], error=message)
     if batch.stop.reason is not None:
         stopped = batch.stop.reason.name.lower().replace("_", " ")
-        resumable = f"picscore run: stopped ({stopped}); continue with --resume"
-        return CommandOutcome(batch.stop.reason, [batch.tally.render(COMMAND, None, batch.elapsed_s), resumable])
+        resumable = f"picscore {command}: stopped ({stopped}); continue with --resume"
+        return CommandOutcome(batch.stop.reason, [batch.tally.render(command, None, batch.elapsed_s), resumable])
     local = await asyncio.to_thread(writer.finalize)
     destination = await _publish(config, local)
     if isinstance(destination, CommandOutcome):
         return destination
-    report = batch.tally.render(COMMAND, destination, batch.elapsed_s)
+    report = batch.tally.render(command, destination, batch.elapsed_s)
     return CommandOutcome(batch.tally.verdict(config.failure_threshold), [report])
 
 
@@ -144,11 +180,11 @@ def _tally_of_earlier_sessions(writer: PartWriter, checkpoint: Checkpoint) -> Ta
     return tally
 
 
-def _listing_source(config: RunConfig, client: Any, policy: RetryPolicy, metrics: BatchMetrics,
+def _listing_source(config: RunConfig, job: ListingJob, client: Any, policy: RetryPolicy, metrics: BatchMetrics,
                     on_listed: Callable[[int], None], *, already_done: AlreadyDone,
                     previous: PreviousResults | None) -> ListingSource:
     """The prefixes of the run's bucket, this shard's objects, with skips decided before any call."""
-    selection = _selection(config)
+    selection = job.selection
     pages = PageOffer(already_done, in_shard=selection.in_shard, decide=_decider(selection, previous),
                       on_listed=on_listed)
     return ListingSource(client, config.bucket, list(config.prefix),
@@ -178,9 +214,9 @@ def _decider(selection: Selection, previous: PreviousResults | None) -> Decide:
     return decide
 
 
-def _log_start(config: RunConfig) -> None:
+def _log_start(config: RunConfig, command: str = COMMAND) -> None:
     """Once the run is sure to start (settings and checkpoint accepted): what it audits, and how."""
-    log.info("run_started", bucket=config.bucket, prefixes=list(config.prefix), shard=str(config.shard),
+    log.info(f"{command}_started", bucket=config.bucket, prefixes=list(config.prefix), shard=str(config.shard),
              concurrency=config.concurrency, resume=config.resume, dry_run=config.dry_run,
              event_loop=loop_name())
 
@@ -237,9 +273,9 @@ async def _publish(config: RunConfig, local: Path) -> str | CommandOutcome:
     return config.output
 
 
-async def _dry_run(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
+async def _dry_run(config: RunConfig, job: ListingJob, metrics: BatchMetrics) -> CommandOutcome:
     """List and count only: what a real run would score and skip, and so what it would cost."""
-    _log_start(config)
+    _log_start(config, job.command)
     tally = Tally()
     listed = 0
     size = {"would score": 0, "skipped": 0}
@@ -263,7 +299,7 @@ async def _dry_run(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
         return set()
 
     async with open_async_client(config.endpoint, config.region, config.credentials, 1) as client:
-        source = _listing_source(config, client, _retry_policy(config), metrics, count_listed,
+        source = _listing_source(config, job, client, _retry_policy(config), metrics, count_listed,
                                  already_done=nothing_done, previous=None)
         drainer = asyncio.create_task(drain())
         try:
@@ -276,10 +312,10 @@ async def _dry_run(config: RunConfig, metrics: BatchMetrics) -> CommandOutcome:
     index, count = config.shard.index, config.shard.count
     reasons = ", ".join(f"{k} {v}" for k, v in tally.skip_reasons.most_common()) or "none"
     return CommandOutcome(ExitCode.OK, [
-        f"picscore run --dry-run: {listed} objects listed in oss://{config.bucket}/ under "
+        f"picscore {job.command} --dry-run: {listed} objects listed in oss://{config.bucket}/ under "
         f"{len(config.prefix)} prefix(es); {would_score + skipped} in shard {index}/{count}",
-        f"  would score {would_score} objects ({format_size(size['would score'])}): {would_score} image/score calls "
-        "(more if retried)",
+        f"  would {job.verb} {would_score} objects ({format_size(size['would score'])}): "
+        f"{job.dry_run_calls(would_score)}",
         f"  would skip  {skipped} objects ({format_size(size['skipped'])}): {reasons}",
     ])
 
