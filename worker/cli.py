@@ -14,6 +14,7 @@ Sub-commands:
 * ``picscore score``  — score local image files without a server (JSON lines);
 * ``picscore covers`` — choose the best image of each group from results; copy or tag it;
 * ``picscore filter`` — select low-quality images from results; report, tag, move, archive or delete them;
+* ``picscore thumbnails`` — choose each video's best frame (video/snapshot + image/score);
 * ``picscore demo``   — build the bundled demo bucket, serve it, audit it with ``picscore run``.
 """
 
@@ -29,7 +30,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import cli_acting, eventloop
+from . import cli_acting, cli_thumbnails, eventloop
 from .errors import ExitCode, PicscoreError, UsageError
 
 __all__ = ["main", "build_parser"]
@@ -244,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     cli_acting.add_covers(sub)
     cli_acting.add_filter(sub)
+    cli_thumbnails.add_thumbnails(sub)
     return parser
 
 

@@ -43,9 +43,13 @@ class Selection:
     min_size: int | None = None
     max_size: int | None = None
     modified_since: datetime | None = None
-    max_object_bytes: int = MAX_SOURCE_BYTES
+    max_object_bytes: int | None = MAX_SOURCE_BYTES  # None: no processing limit (videos)
     shard_index: int = 0
     shard_count: int = 1
+    #: When given, only keys with one of these extensions (lower case, with the dot) are
+    #: processed; the rest are skipped with ``kind_reason`` ("NotVideo" for thumbnails).
+    extensions: frozenset[str] = frozenset()
+    kind_reason: str = "NotVideo"
 
     def in_shard(self, key: str) -> bool:
         return shard_of(key, self.shard_count) == self.shard_index
@@ -58,6 +62,8 @@ class Selection:
             return "NotIncluded", "key matches no --include pattern"
         if any(fnmatch.fnmatchcase(ref.key, p) for p in self.exclude):
             return "Excluded", "key matches an --exclude pattern"
+        if self.extensions and _extension(ref.key) not in self.extensions:
+            return self.kind_reason, f"not one of the extensions processed ({', '.join(sorted(self.extensions))})"
         if ref.storage_class in ARCHIVED_CLASSES:
             return ARCHIVED, f"in the {ref.storage_class} storage class: OSS cannot read it until it is restored"
         if ref.size == 0:
@@ -66,9 +72,16 @@ class Selection:
             return "TooSmall", f"smaller than --min-size ({ref.size} < {self.min_size} bytes)"
         if self.max_size is not None and ref.size > self.max_size:
             return "TooLarge", f"larger than --max-size ({ref.size} > {self.max_size} bytes)"
-        if ref.size > self.max_object_bytes:
+        if self.max_object_bytes is not None and ref.size > self.max_object_bytes:
             return "ImageTooLarge", f"larger than OSS's {self.max_object_bytes}-byte image-processing limit"
         modified = ref.last_modified
         if self.modified_since is not None and modified is not None and modified < self.modified_since:
             return "NotModifiedSince", f"last modified before {self.modified_since.isoformat()}"
         return None
+
+
+def _extension(key: str) -> str:
+    """``clips/a.MP4`` → ``.mp4``; no extension → ``""``."""
+    name = key.rsplit("/", 1)[-1]
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""

@@ -74,6 +74,8 @@ class ListingJob:
     verb: str = "score"
     #: Whether ``--incremental`` applies (carry unchanged objects' rows forward).
     incremental: bool = True
+    #: The row of an object the selection skips.
+    skipped: Callable[[ObjectRef, str, str, datetime], Any] = ResultRow.skipped
     #: Runs once before and once after the engine (with the client), e.g. to clear scratch objects.
     housekeeping: Callable[[AsyncClient], Awaitable[None]] | None = None
 
@@ -185,14 +187,15 @@ def _listing_source(config: RunConfig, job: ListingJob, client: Any, policy: Ret
                     previous: PreviousResults | None) -> ListingSource:
     """The prefixes of the run's bucket, this shard's objects, with skips decided before any call."""
     selection = job.selection
-    pages = PageOffer(already_done, in_shard=selection.in_shard, decide=_decider(selection, previous),
+    pages = PageOffer(already_done, in_shard=selection.in_shard, decide=_decider(selection, previous, job.skipped),
                       on_listed=on_listed)
     return ListingSource(client, config.bucket, list(config.prefix),
                          retrying(policy, metrics, config.credentials.secrets), pages,
                          page_size=page_size_for(config.concurrency))
 
 
-def _decider(selection: Selection, previous: PreviousResults | None) -> Decide:
+def _decider(selection: Selection, previous: PreviousResults | None,
+             skipped: Callable[[ObjectRef, str, str, datetime], Any] = ResultRow.skipped) -> Decide:
     """What the listing can decide without a billed call: skips, and ``--incremental``'s unchanged objects."""
 
     async def decide(refs: list[ObjectRef], records: list[Any]) -> list[ResultRow | None]:
@@ -204,7 +207,7 @@ def _decider(selection: Selection, previous: PreviousResults | None) -> Decide:
         for ref in refs:
             skip = selection.reason(ref)
             if skip is not None:
-                rows.append(ResultRow.skipped(ref, skip[0], skip[1], now))
+                rows.append(skipped(ref, skip[0], skip[1], now))
             elif (ref.key, ref.etag) in unchanged:
                 rows.append(unchanged[(ref.key, ref.etag)].carry_forward(ref))
             else:
