@@ -180,8 +180,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("score", help="score local image files and folders (JSON lines, no server)")
-    p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    p = sub.add_parser("score", help="score local image files, videos and folders (JSON lines, no server)")
+    p.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively); a video's "
+                   "score is its best frame's")
     p.add_argument("--explain", action="store_true",
                    help="say in words which visible defects each photo has and which pulled its score down most")
     p.add_argument("--use", default="web",
@@ -192,6 +193,9 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=cli_acting.whole_number(minimum=1), default=None,
                    help="scoring processes (default: CPU count; 1 scores in-process)")
     p.add_argument("--quality-model", default="accurate", help=QUALITY_MODEL_HELP)
+    p.add_argument("--frames", type=cli_acting.whole_number(minimum=1), default=12,
+                   help="for a video: candidate frames spread over it, the best of which is its score (default 12)")
+    p.add_argument("--frames-out", metavar="DIR", help="for a video: write every candidate frame to DIR to look at")
     p.set_defaults(func=_cmd_score)
 
 
@@ -205,7 +209,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--use: {exc}") from None
     return run_score(args.paths, out=sys.stdout, err=sys.stderr, progress=args.progress, explain=args.explain,
-                     jobs=args.jobs, quality_model=quality_model, use=use)
+                     jobs=args.jobs, quality_model=quality_model, use=use, frames=args.frames,
+                     frames_out=args.frames_out)
 
 
 def _quality_model(name: str) -> str:

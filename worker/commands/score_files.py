@@ -5,6 +5,9 @@ Each input file gives exactly one line on ``out``, in sorted path order::
     {"path": "a.jpg", "score": 0.812, "dimensions": {"resolution": 0.661, ...}}
     {"path": "b.jpg", "score": 0.41, "dimensions": {...}, "explanation": {"summary": "blurred", ...}}
     {"path": "notes.txt", "error": {"code": "BadRequest", "ec": "0040-00000005", "message": ...}}
+    {"path": "clip.mp4", "kind": "video", "chosen_ms": 4550, "score": 0.83, ...}
+
+A video (by its extension) gives its best frame and that frame's score (:mod:`.score_video`).
 
 Folders are walked recursively in sorted order; hidden files and folders (``.name``) are
 skipped unless named on the command line. A file that cannot be read or scored gives an error
@@ -31,6 +34,7 @@ from .. import quality
 from ..quality.explain import DEFAULT_USE, check_use
 from ..quality.explain import explain as explain_score
 from ..quality.model import check_layout
+from .score_video import DEFAULT_FRAMES, is_video, score_video_file
 
 __all__ = ["collect_files", "run_score"]
 
@@ -64,12 +68,19 @@ def _error(path: str, code: str, message: str, ec: str | None = None) -> Record:
 
 
 def score_file(path: str, explain: bool = False, quality_model: str = quality.DEFAULT_LAYOUT,
-               use: str = DEFAULT_USE) -> Record:
+               use: str = DEFAULT_USE, frames: int = DEFAULT_FRAMES, frames_out: str | None = None) -> Record:
     """One output record for one file; never raises for a bad file or a scorer failure.
 
     ``explain`` adds ``explanation``: the photo's visible defects for ``use`` in words and numbers
-    (:func:`worker.quality.explain.explain`).
+    (:func:`worker.quality.explain.explain`). A video (by its extension) gives its best frame
+    instead, among ``frames`` candidates (:mod:`.score_video`), the candidates written to
+    ``frames_out`` when given.
     """
+    if is_video(path):
+        try:
+            return score_video_file(path, frames, frames_out, quality_model)
+        except Exception as exc:  # a decoder or scorer bug must not abort a library-wide run
+            return _error(path, "InternalError", f"{type(exc).__name__}: {exc}")
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -93,10 +104,12 @@ def score_file(path: str, explain: bool = False, quality_model: str = quality.DE
     return record
 
 
-def _records(files: list[str], explain: bool, jobs: int | None, quality_model: str, use: str) -> Iterator[Record]:
+def _records(files: list[str], explain: bool, jobs: int | None, quality_model: str, use: str, frames: int,
+             frames_out: str | None) -> Iterator[Record]:
     """Records in input order; a process pool when there are enough files and CPUs."""
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
-    fn = functools.partial(score_file, explain=explain, quality_model=quality_model, use=use)
+    fn = functools.partial(score_file, explain=explain, quality_model=quality_model, use=use, frames=frames,
+                           frames_out=frames_out)
     if workers <= 1 or len(files) < POOL_MIN_FILES:
         yield from map(fn, files)
         return
@@ -106,7 +119,8 @@ def _records(files: list[str], explain: bool, jobs: int | None, quality_model: s
 
 def run_score(paths: list[str], *, out: TextIO, err: TextIO, progress: bool | None = None,
               explain: bool = False, jobs: int | None = None,
-              quality_model: str = quality.DEFAULT_LAYOUT, use: str = DEFAULT_USE) -> int:
+              quality_model: str = quality.DEFAULT_LAYOUT, use: str = DEFAULT_USE, frames: int = DEFAULT_FRAMES,
+              frames_out: str | None = None) -> int:
     """Score every file under ``paths``, one JSON line each on ``out``; see the module doc.
 
     ``progress``: None shows a bar on ``err`` only when it is a terminal and there are at least
@@ -122,7 +136,7 @@ def run_score(paths: list[str], *, out: TextIO, err: TextIO, progress: bool | No
     show = progress if progress is not None else (err.isatty() and len(files) >= PROGRESS_MIN_FILES)
     failed = False
     with tqdm(total=len(files), file=err, unit="img", disable=not show) as bar:
-        for record in _records(files, explain, jobs, quality_model, use):
+        for record in _records(files, explain, jobs, quality_model, use, frames, frames_out):
             failed |= "error" in record
             out.write(json.dumps(record) + "\n")
             out.flush()
