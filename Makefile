@@ -11,7 +11,7 @@ TRAIN_ARGS ?=
 # Extra options for `make finetune`, e.g. "--whole-side 320 --ema 0.998".
 FINETUNE_ARGS ?=
 
-.PHONY: install test-deps run serve test test-fast bench bench-actions bench-throttle bench-soak bench-quality train train-holdout finetune image lint clean
+.PHONY: install test-deps run serve test test-fast bench bench-actions bench-thumbnails bench-throttle bench-soak bench-quality train train-holdout finetune image lint clean
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_worker.py
 	$(BIN)/python benchmarks/bench_throttle.py
 	$(BIN)/python benchmarks/bench_actions.py
+	$(BIN)/python benchmarks/bench_thumbnails.py
 
 ## picscore run against a server that throttles (1 and 2 scoring processes; concurrency 16/64/256).
 bench-throttle: install
@@ -62,6 +63,10 @@ bench-throttle: install
 ## picscore filter/covers over 1,000,000 synthetic result rows; the act phase against a real server.
 bench-actions: install
 	$(BIN)/python benchmarks/bench_actions.py
+
+## Thumbnails: videos per minute and calls billed per video, local and OSS scoring (issue 18).
+bench-thumbnails: install
+	$(BIN)/python benchmarks/bench_thumbnails.py
 
 ## 10 minutes of mixed traffic against picscore serve: RSS, open fds and errors at start and end.
 bench-soak: install

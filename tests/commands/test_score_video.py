@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.video.clips import make_clip
 from worker.cli import main
+from worker.demo.videos import make_clip
 from worker.video.encode import encode_video
 from worker.video.snapshot import NOT_SUPPORTED_EC
 

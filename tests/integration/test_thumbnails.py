@@ -1,5 +1,5 @@
 """``picscore thumbnails`` end to end: a real ``picscore serve``, the real SDK, real H.264 and
-H.265 videos made from the bundled photos (tests/video/clips.py), the worker as a child process.
+H.265 videos made from the bundled photos (worker/demo/videos.py), the worker as a child process.
 
 What a person would check: the chosen frame is a clean one, not a motion-blurred, defocused,
 dark, bright, black or fading one; what is not a video is skipped; what OSS cannot snapshot is
@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-from tests.video.clips import Clip, clips, photo
 from worker.commands.thumbnail_rows import THUMBNAIL_SCHEMA
+from worker.demo.videos import Clip, clips, photo
 from worker.results.formats import read_rows
 from worker.server.launch import ServerProcess, start_server
 from worker.video.encode import encode_video

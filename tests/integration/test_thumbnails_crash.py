@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-from tests.video.clips import clips
 from worker.commands.thumbnail_rows import THUMBNAIL_SCHEMA
+from worker.demo.videos import clips
 from worker.results.formats import read_rows
 from worker.server.launch import ServerProcess, start_server
 
