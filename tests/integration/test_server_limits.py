@@ -86,7 +86,8 @@ def test_object_over_20_mb_is_refused_without_scoring(server, server_root: Path,
     ("image/", 400, "InvalidArgument"),
     ("image/resize,w_100/score", 400, "InvalidArgument"),
     ("image/score,q_1", 400, "InvalidArgument"),
-    ("video/snapshot,t_0", 400, "NotImplemented"),
+    ("video/snapshot,t_0", 400, "BadRequest"),  # implemented, but a JPEG is not a video
+    ("video/convert,f_mp4", 400, "NotImplemented"),
     ("style/thumbnail", 404, "NoSuchStyle"),
 ])
 def test_unsupported_process_strings(server, good_key: str, process: str, status: int, code: str) -> None:

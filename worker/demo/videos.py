@@ -74,3 +74,21 @@ def clips(codecs: tuple[str, ...] = ("h264", "h265"), photos: tuple[str, ...] = 
     """One clip per photo and codec, each with its own order of stretches."""
     return [make_clip(name, codec, seed=7 * i + j, **sizes) for i, name in enumerate(photos)
             for j, codec in enumerate(codecs)]
+
+
+def main() -> None:
+    """``python -m worker.demo.videos FOLDER``: write the demo clips there (a bucket folder)."""
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m worker.demo.videos FOLDER")
+    folder = Path(sys.argv[1])
+    folder.mkdir(parents=True, exist_ok=True)
+    for clip in clips():
+        (folder / clip.name).write_bytes(clip.data)
+        print(f"{folder / clip.name}: {clip.duration_ms} ms, clean from {clip.clean_ms[0]} to {clip.clean_ms[1]} ms")
+
+
+if __name__ == "__main__":
+    main()
