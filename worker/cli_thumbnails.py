@@ -33,7 +33,7 @@ def add_thumbnails(sub: argparse._SubParsersAction) -> None:
         "--dry-run prints how many a run would make. Takes every setting of picscore run.")
     add_run_arguments(p)
     own = p.add_argument_group("thumbnails")
-    own.add_argument("--frames", type=whole_number(minimum=1), default=12,
+    own.add_argument("--frames", type=whole_number(minimum=1), default=None,
                      help="candidate frames per video, spread evenly over it (default 12)")
     own.add_argument("--every", metavar="DURATION", help="instead of --frames: one candidate per DURATION (e.g. 2s)")
     own.add_argument("--window", metavar="START-END",
@@ -86,6 +86,8 @@ def _options(args: argparse.Namespace):  # -> ThumbnailOptions
     every = _duration_ms("--every", args.every) if args.every else None
     if every is not None and every <= 0:
         raise UsageError("--every: must be a duration > 0, e.g. 2s")
+    if every is not None and args.frames is not None:
+        raise UsageError("--frames and --every both choose the candidates: give one of them")
     if args.save_to:
         try:
             example = save_key(args.save_to, "clips/example.mp4")
@@ -98,8 +100,8 @@ def _options(args: argparse.Namespace):  # -> ThumbnailOptions
         layout = check_layout(args.quality_model)
     except ValueError as exc:
         raise UsageError(f"--quality-model: {exc}") from None
-    return ThumbnailOptions(frames=args.frames, every_ms=every, window_ms=_window(args.window), scorer=args.scorer,
-                            scratch=args.scratch_prefix, save_to=args.save_to, width=args.width,
+    return ThumbnailOptions(frames=args.frames or 12, every_ms=every, window_ms=_window(args.window),
+                            scorer=args.scorer, scratch=args.scratch_prefix, save_to=args.save_to, width=args.width,
                             runners_up=args.runners_up, quality_model=layout, local_workers=args.local_workers)
 
 

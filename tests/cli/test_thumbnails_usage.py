@@ -24,6 +24,7 @@ BASE = ["thumbnails", "--bucket", "videos", "--endpoint", "http://127.0.0.1:9", 
     (["--save-to", "{key}"], "--save-to: '{key}' would overwrite the video"),
     (["--save-to", "{dir}"], "would overwrite the video or name no object"),
     (["--quality-model", "huge"], "--quality-model: "),
+    (["--frames", "4", "--every", "2s"], "--frames and --every both choose the candidates"),
 ])
 def test_bad_flags_are_usage_errors_naming_the_flag(flags: list[str], message: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:

@@ -118,9 +118,25 @@ def test_dry_run_counts_the_billed_calls_and_calls_nothing(server: ServerProcess
     done = thumbnails(server, tmp_path / "dry.parquet", "--prefix", "clips/", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "would process 12 objects" in done.stdout
-    assert "144 video/snapshot calls and 144 image/score calls" in done.stdout
+    assert "12 frames each: 144 video/snapshot calls and 144 image/score calls" in done.stdout
     assert "would skip  1 objects" in done.stdout
     assert not (tmp_path / "dry.parquet").exists()
+    every = thumbnails(server, tmp_path / "dry.parquet", "--prefix", "clips/", "--dry-run", "--every", "2s",
+                       "--scorer", "local")
+    assert every.returncode == 0, every.stderr
+    assert "one frame per 2 s of each video (at most 120 a video): that many video/snapshot calls" in every.stdout
+    assert "no image/score calls" in every.stdout
+
+
+def test_shards_partition_the_videos(server: ServerProcess, made: list[Clip], tmp_path: Path) -> None:
+    keys = []
+    for index in (0, 1):
+        done = thumbnails(server, tmp_path / "thumbs-{shard_index}.parquet", "--prefix", "clips/", "--shard",
+                          f"{index}/2", "--scorer", "local", "--frames", "2")
+        assert done.returncode == 0, done.stderr
+        keys.append({row["key"] for row in read_rows(tmp_path / f"thumbs-{index}.parquet", None, THUMBNAIL_SCHEMA)})
+    assert keys[0].isdisjoint(keys[1]) and keys[0] and keys[1]
+    assert keys[0] | keys[1] == {f"clips/{clip.name}" for clip in made} | {"clips/still.jpg"}
 
 
 def test_a_crashed_runs_scratch_objects_are_cleared_when_it_resumes(server: ServerProcess, bucket: LocalBucket,

@@ -245,16 +245,22 @@ def run_id(config: RunConfig, options: ThumbnailOptions) -> str:
 
 
 def _dry_run_calls(options: ThumbnailOptions) -> Any:
+    """The dry run's account of the calls ``videos`` videos would cost (see the README's table)."""
+    oss_scorer = options.scorer == "oss"
+
     def describe(videos: int) -> str:
-        per_video = (f"{options.frames} frames" if options.every_ms is None
-                     else f"one frame per {options.every_ms} ms of each video (at most {MAX_CANDIDATES})")
-        frames = videos * options.frames if options.every_ms is None else None
-        billed = (f"{frames} video/snapshot calls" + (f" and {frames} image/score calls" if options.scorer == "oss"
-                                                      else "") if frames is not None else "snapshots")
-        extra = " (plus a PutObject and a DeleteObject of each frame under the scratch prefix)" \
-            if options.scorer == "oss" else " (frames scored locally: no image/score calls)"
+        if options.every_ms is None:
+            frames = videos * options.frames
+            billed = f"{options.frames} frames each: {frames} video/snapshot calls" + (
+                f" and {frames} image/score calls" if oss_scorer else "")
+        else:
+            billed = (f"one frame per {options.every_ms / 1000:g} s of each video (at most {MAX_CANDIDATES} a "
+                      f"video): that many video/snapshot calls" + (" and as many image/score calls" if oss_scorer
+                                                                   else ""))
+        extra = (" (plus a PutObject and a DeleteObject of each frame under the scratch prefix)" if oss_scorer
+                 else " (frames scored locally: no image/score calls)")
         saves = f"; {videos} thumbnails saved" if options.save_to else ""
-        return f"{per_video}: {billed}{extra}, and about {2 * videos} ranged reads of headers{saves}"
+        return f"{billed}{extra}, and about {2 * videos} ranged reads of headers{saves}"
 
     return describe
 
