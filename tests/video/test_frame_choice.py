@@ -100,12 +100,18 @@ def test_second_black_frame_and_a_held_fade_are_rejected() -> None:
     noisy_black = scaled(photo(a), 0.03)  # the dark end of a fade: a trace of the picture left
     choice = choose(video(look_of(a), solid(0), look_of(b), noisy_black, look_of(c), scores=[0.5, 0.9, 0.5, 0.9, 0.5]))
     assert choice.rejected == {1000: BLACK, 3000: BLACK}
-    # a fade held on screen: the second dim frame has no brighter neighbour of its shape, so only
-    # its likeness to the first, rejected one gives it away
+    # a fade held on screen: the second dim frame's brighter original is two frames away, not a
+    # neighbour; a fade is judged against any frame of the video of its shape
     dim = scaled(shifted(photo(a), 6), 0.3)
     choice = choose(video(look_of(a), dim, dim, look_of(b), look_of(c), scores=[0.5, 0.9, 0.9, 0.6, 0.5]))
-    assert choice.rejected == {1000: FADE, 2000: DUPLICATE}
+    assert choice.rejected == {1000: FADE, 2000: FADE}
     assert choice.chosen is not None and choice.chosen.time_ms == 3000
+    # a duplicate of a rejected frame that no rule rejects by itself: the same dissolve shown again
+    # later between other shots, where it is no blend of its neighbours
+    dissolve = Image.blend(photo(a), photo(b), 0.5)
+    choice = choose(video(look_of(a), dissolve, look_of(b), look_of(c), dissolve, look_of(DEMO_IMAGES[3]),
+                          scores=[0.5, 0.9, 0.5, 0.5, 0.9, 0.5]))
+    assert choice.rejected == {1000: TRANSITION, 4000: DUPLICATE}
 
 
 @pytest.mark.parametrize("name", DEMO_IMAGES)

@@ -57,9 +57,13 @@ FLAT_CONTRAST = 6.0
 #: median frame's, so a dim shot in a video of dim shots is never a fade; a photo at 0.3 of its
 #: brightness is well below, one at 0.7 (still a fair picture) above.
 FADE_RATIO = 0.6
-#: ... and at most 0.8 of those of a neighbour it resembles: a fade is a ramp away from a brighter
-#: picture of the same shape. A dim scene of several candidates in a bright video has neighbours
-#: as dim as itself (or unlike it) and is kept.
+#: ... and at most 0.8 of those of another frame of the video it resembles: a fade is a ramp away
+#: from a brighter picture of the same shape. That picture need not be a neighbour: a fade from
+#: black at the start of a video has only black before it and the shot seconds later, and a fade
+#: held on screen has dim frames around it. A dim scene in a bright video has no brighter frame
+#: of its shape and is kept. (Found by ``make bench-thumbnails``: with neighbours alone, 4 s
+#: stretches of the demo clips put a half-faded kodim13, which the model scores above the clean
+#: shot, first in 2 of 12 videos.)
 FADE_STEP = 0.8
 #: Resembling a neighbour: signature correlation of at least 0.7. Neighbours are seconds apart,
 #: so the picture has moved; unrelated photos correlate under 0.35.
@@ -197,7 +201,8 @@ def _reasons_by_look(looks: Sequence[FrameLook | None]) -> dict[int, str]:
         prev = looks[prev_i] if prev_i is not None else None
         nxt = looks[next_i] if next_i is not None else None
         assert look is not None
-        if _is_fade(look, (prev, nxt), median_luma, median_contrast):
+        others = tuple(looks[j] for j in seen if j != i and j not in reasons)
+        if _is_fade(look, others, median_luma, median_contrast):
             reasons[i] = FADE
         elif (prev is not None and nxt is not None
               and reasons.get(prev_i) not in (BLACK, FLAT) and reasons.get(next_i) not in (BLACK, FLAT)
@@ -214,9 +219,9 @@ def _reasons_by_look(looks: Sequence[FrameLook | None]) -> dict[int, str]:
     return reasons
 
 
-def _is_fade(look: FrameLook, neighbours: tuple[FrameLook | None, FrameLook | None], median_luma: float,
+def _is_fade(look: FrameLook, neighbours: Sequence[FrameLook | None], median_luma: float,
              median_contrast: float) -> bool:
-    """Darker (or whiter) and flatter than the median frame and than a neighbour of the same shape.
+    """Darker (or whiter) and flatter than the median frame and than another frame of the same shape.
 
     Contrast must drop too: a fade scales the picture's range towards black or white, while a
     shot that is merely darker (a night exterior) keeps its contrast.
