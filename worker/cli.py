@@ -167,16 +167,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_run_config(args, os.environ)  # before the engine's imports: a bad setting answers at once
     from .commands.run import run_audit
-    from .observability.logging import configure_logging
 
-    json_logs = {"json": True, "console": False}.get(config.log_format)
-    configure_logging(config.log_level, json=json_logs, secrets=config.credentials.secrets)
-    outcome = eventloop.run(run_audit(config), config.event_loop)
-    for line in outcome.report:
-        print(line)
-    if outcome.error:
-        print(f"picscore run: {outcome.error}", file=sys.stderr)
-    return outcome.code
+    return cli_acting.run_and_report("run", run_audit(config), log_level=config.log_level,
+                                     log_format=config.log_format, event_loop=config.event_loop,
+                                     secrets=config.credentials.secrets)
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:

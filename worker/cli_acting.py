@@ -144,15 +144,22 @@ def _cmd_covers(args: argparse.Namespace) -> int:
     return _run("covers", settings, run_covers(options, settings))
 
 
-def _run(command: str, settings, coroutine) -> int:
-    """Configure logging, run the command's coroutine, print its outcome, return its exit code."""
+def run_and_report(command: str, coroutine, *, log_level: str, log_format: str, event_loop: str,
+                   secrets) -> int:
+    """Configure logging, run the command's coroutine, print its outcome, return its exit code:
+    the tail every bucket command shares (run, thumbnails, covers, filter)."""
     from .observability.logging import configure_logging
 
-    json_logs = {"json": True, "console": False}.get(settings.log_format)
-    configure_logging(settings.log_level, json=json_logs, secrets=settings.secrets)
-    outcome = eventloop.run(coroutine, settings.event_loop)
+    json_logs = {"json": True, "console": False}.get(log_format)
+    configure_logging(log_level, json=json_logs, secrets=secrets)
+    outcome = eventloop.run(coroutine, event_loop)
     for line in outcome.report:
         print(line)
     if outcome.error:
         print(f"picscore {command}: {outcome.error}", file=sys.stderr)
     return outcome.code
+
+
+def _run(command: str, settings, coroutine) -> int:
+    return run_and_report(command, coroutine, log_level=settings.log_level, log_format=settings.log_format,
+                          event_loop=settings.event_loop, secrets=settings.secrets)

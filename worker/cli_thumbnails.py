@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-from . import eventloop
-from .cli_acting import whole_number
+from .cli_acting import run_and_report, whole_number
 from .errors import UsageError
 
 __all__ = ["add_thumbnails"]
@@ -126,13 +124,7 @@ def _cmd_thumbnails(args: argparse.Namespace) -> int:
     _default_output(args)
     config = load_run_config(args, os.environ)
     from .commands.thumbnails import run_thumbnails
-    from .observability.logging import configure_logging
 
-    json_logs = {"json": True, "console": False}.get(config.log_format)
-    configure_logging(config.log_level, json=json_logs, secrets=config.credentials.secrets)
-    outcome = eventloop.run(run_thumbnails(config, options), config.event_loop)
-    for line in outcome.report:
-        print(line)
-    if outcome.error:
-        print(f"picscore thumbnails: {outcome.error}", file=sys.stderr)
-    return outcome.code
+    return run_and_report("thumbnails", run_thumbnails(config, options), log_level=config.log_level,
+                          log_format=config.log_format, event_loop=config.event_loop,
+                          secrets=config.credentials.secrets)

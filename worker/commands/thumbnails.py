@@ -20,6 +20,7 @@ replaced during the run is skipped (``ChangedSinceListing``), never given frames
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -268,9 +269,9 @@ def _dry_run_calls(options: ThumbnailOptions) -> Any:
 def thumbnails_job(config: RunConfig, options: ThumbnailOptions) -> tuple[ListingJob, list[ThumbnailOperation]]:
     """The job, and a list that receives its operation (for the summary of calls made)."""
     scratch = scratch_prefix(options.scratch, run_id(config, options))
-    selection = _selection(config)
-    selection = type(selection)(**{**selection.__dict__, "max_object_bytes": None,
-                                   "extensions": VIDEO_EXTENSIONS, "kind_reason": "NotVideo"})
+    # run's filters and shard, with no image-size limit and videos only
+    selection = dataclasses.replace(_selection(config), max_object_bytes=None, extensions=VIDEO_EXTENSIONS,
+                                    kind_reason="NotVideo")
     made: list[ThumbnailOperation] = []
 
     def make_operation(client: AsyncClient, caller: PacedCaller) -> ThumbnailOperation:

@@ -119,11 +119,17 @@ def _duration_s(container: av.container.InputContainer, stream: av.video.stream.
 def probe(source: str | Path | BinaryIO, limits: VideoLimits = DEFAULT_VIDEO_LIMITS) -> VideoInfo:
     """The header's facts about a video OSS would snapshot, or the :class:`VideoError` it would give."""
     with _open(source) as container:
-        stream = _video_stream(container)
-        info = VideoInfo(stream.codec_context.name, stream.codec_context.width, stream.codec_context.height,
-                         _duration_s(container, stream))
-        _check_limits(info, limits)
-        return info
+        return _checked_video(container, limits)[1]
+
+
+def _checked_video(container: av.container.InputContainer,
+                   limits: VideoLimits) -> tuple[av.video.stream.VideoStream, VideoInfo]:
+    """The container's video stream and what its header says, within ``limits``."""
+    stream = _video_stream(container)
+    info = VideoInfo(stream.codec_context.name, stream.codec_context.width, stream.codec_context.height,
+                     _duration_s(container, stream))
+    _check_limits(info, limits)
+    return stream, info
 
 
 def _check_limits(info: VideoInfo, limits: VideoLimits) -> None:
@@ -208,9 +214,7 @@ def capture(source: str | Path | BinaryIO, spec: SnapshotSpec, limits: VideoLimi
     """The snapshot ``spec`` asks for, encoded as ``spec.format``; :class:`VideoError` as OSS would refuse."""
     started = time.monotonic()
     with _open(source) as container:
-        stream = _video_stream(container)
-        _check_limits(VideoInfo(stream.codec_context.name, stream.codec_context.width, stream.codec_context.height,
-                                _duration_s(container, stream)), limits)
+        stream, _ = _checked_video(container, limits)
         frame = _frame_at(container, stream, spec, started + limits.max_decode_s)
         image = _orient(frame.to_image(), frame, spec.orient)
     size = _size(spec, *image.size)
