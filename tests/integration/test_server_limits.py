@@ -81,7 +81,7 @@ def test_object_over_20_mb_is_refused_without_scoring(server, server_root: Path,
 
 
 @pytest.mark.parametrize("process, status, code", [
-    ("image/resize,w_100", 400, "NotImplemented"),
+    ("image/crop,w_100", 400, "NotImplemented"),
     ("image/scor", 400, "InvalidArgument"),
     ("image/", 400, "InvalidArgument"),
     ("image/resize,w_100/score", 400, "InvalidArgument"),

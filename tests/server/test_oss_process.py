@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from worker.oss.image_process_contract import FormatSpec, ImageProcessSpec, QualitySpec, ResizeSpec
 from worker.oss.score_contract import MAX_SOURCE_BYTES, SCORE_PROCESS
 from worker.oss.snapshot_contract import SnapshotSpec
 from worker.server.errors import OSSError
@@ -24,6 +25,23 @@ def test_snapshot(value: str, spec: SnapshotSpec) -> None:
     assert parse_process(value) == spec
 
 
+@pytest.mark.parametrize(("value", "spec"), [
+    ("image/resize,w_100", ImageProcessSpec((ResizeSpec(width=100),))),
+    ("image/resize,w_100/quality,q_90", ImageProcessSpec((ResizeSpec(width=100), QualitySpec(90)))),
+    ("image/format,png", ImageProcessSpec((FormatSpec("png"),))),
+])
+def test_resize_format_quality(value: str, spec: ImageProcessSpec) -> None:
+    assert parse_process(value) == spec
+
+
+def test_resize_parameter_errors_name_the_argument() -> None:
+    with pytest.raises(OSSError) as info:
+        parse_process("image/resize,w_100,m_abc")
+    err = info.value
+    assert (err.status, err.code, err.ec) == (400, "InvalidArgument", "0040-00000311")
+    assert err.extra == {"ArgumentName": "m", "ArgumentValue": "abc"}
+
+
 def test_snapshot_parameter_errors_name_the_argument() -> None:
     with pytest.raises(OSSError) as info:
         parse_process("video/snapshot,t_0,w_-800")
@@ -42,16 +60,16 @@ def test_score_size_limit_is_20_mib() -> None:
     ("image/scor", 400, "InvalidArgument", "0040-00000212", "The operation 'scor' is not supported."),
     ("image/Score", 400, "InvalidArgument", "0040-00000212", "The operation 'Score' is not supported."),
     ("image/scores", 400, "InvalidArgument", "0040-00000212", "The operation 'scores' is not supported."),
-    ("image/resize,w_100", 400, "NotImplemented", "0040-00000212",
-     "picscore serve implements image/score only, not image/resize."),
-    ("image/resize,w_100/quality,q_90", 400, "NotImplemented", "0040-00000212",
-     "picscore serve implements image/score only, not image/resize."),
+    ("image/crop,w_100", 400, "NotImplemented", "0040-00000212",
+     "picscore serve implements image/score, resize, format and quality only, not image/crop."),
+    ("image/resize,w_100/watermark,text_aGk", 400, "NotImplemented", "0040-00000212",
+     "picscore serve implements image/score, resize, format and quality only, not image/watermark."),
     ("image/info", 400, "NotImplemented", "0040-00000212",
-     "picscore serve implements image/score only, not image/info."),
+     "picscore serve implements image/score, resize, format and quality only, not image/info."),
     ("image/faces", 400, "NotImplemented", "0040-00000212",
-     "picscore serve implements image/score only, not image/faces."),
-    ("image/bogus/resize,w_1", 400, "NotImplemented", "0040-00000212",
-     "picscore serve implements image/score only, not image/resize."),
+     "picscore serve implements image/score, resize, format and quality only, not image/faces."),
+    ("image/bogus/resize,w_1", 400, "InvalidArgument", "0040-00000212", "The operation 'bogus' is not supported."),
+    ("image/resize,w_1/", 400, "InvalidArgument", "0040-00000212", "The operation '' is not supported."),
     ("image/resize,w_100/score", 400, "InvalidArgument", "0040-00000203",
      "image/score takes no parameters and cannot be chained."),
     ("image/score/resize,w_100", 400, "InvalidArgument", "0040-00000203",

@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
+from worker.oss.image_process_contract import ImageProcessSpec
 from worker.oss.snapshot_contract import SnapshotSpec
 from worker.server import sigv1, sigv4
 from worker.server.auth import Authenticator
@@ -139,7 +140,8 @@ def test_reserved_directory_is_refused_in_every_case(upper: list[bool], rest: st
 
 # -- x-oss-process ---------------------------------------------------------------------------
 
-_PROCESS_PIECES = ["image", "score", "image/score", "resize,w_100", "style", "doc", "video", "",
+_PROCESS_PIECES = ["image", "score", "image/score", "resize,w_100", "format,png", "quality,q_5", "style", "doc",
+                   "video", "",
                    "info", "score,x_1", "|sys/saveas,o_a", " ", "IMAGE", "faces", "/", "video/snapshot",
                    "snapshot,t_100,f_png", "snapshot,w_-1", "snapshot,m_fast,ar_auto"]
 process_strings = st.lists(st.one_of(st.sampled_from(_PROCESS_PIECES), clean_text),
@@ -154,7 +156,7 @@ query_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
 @PROPERTY
 @given(st.one_of(query_text, process_strings))
 @example(" image/score\t")
-def test_parse_process_answers_image_score_a_snapshot_or_an_oss_4xx(value: str) -> None:
+def test_parse_process_answers_image_score_a_snapshot_a_resize_or_an_oss_4xx(value: str) -> None:
     try:
         operation = parse_process(value)
     except OSSError as err:
@@ -163,6 +165,9 @@ def test_parse_process_answers_image_score_a_snapshot_or_an_oss_4xx(value: str) 
         return
     if isinstance(operation, SnapshotSpec):
         assert value.strip().startswith("video/snapshot") and "/" not in value.strip()[len("video/"):]
+        return
+    if isinstance(operation, ImageProcessSpec):  # resize, format and quality, chained
+        assert value.strip().startswith("image/")
         return
     assert operation == "image/score" == value.strip()
 

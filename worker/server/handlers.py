@@ -23,6 +23,7 @@ from xml.etree import ElementTree
 
 from aiohttp import web
 
+from ..oss.image_process_contract import ImageProcessSpec
 from ..oss.score_contract import MAX_SOURCE_BYTES, PROCESS_PARAMETER, SCORE_PROCESS, build_score_answer
 from ..oss.snapshot_contract import SnapshotSpec
 from ..video.snapshot import UNREADABLE_EC
@@ -340,6 +341,8 @@ class Operations:
         operation = parse_process(process)
         if isinstance(operation, SnapshotSpec):
             return await self._snapshot(call, operation)
+        if isinstance(operation, ImageProcessSpec):
+            return await self._process_image(call, operation)
         if operation != SCORE_PROCESS:  # pragma: no cover - parse_process raises otherwise
             raise AssertionError(process)
         async with self.scorer.slot():
@@ -359,6 +362,16 @@ class Operations:
             image = await self.scorer.snapshot(path, spec)
         return web.Response(body=image, status=200,
                             headers={"Content-Type": spec.content_type, "x-oss-process-status": "OK"})
+
+    async def _process_image(self, call: Call, spec: ImageProcessSpec) -> web.StreamResponse:
+        """image/resize, format and quality: the picture processed in the processing pool, under
+        the same admission (503 CpuLimitExceeded) and 20 MB source limit as image/score."""
+        assert call.bucket is not None and call.key is not None
+        async with self.scorer.slot():
+            data = await self._image_bytes(call.bucket, call.key)
+            image = await self.scorer.process_image(data, spec)
+        return web.Response(body=image.body, status=200,
+                            headers={"Content-Type": image.content_type, "x-oss-process-status": "OK"})
 
     def _readable_path(self, bucket: str, key: str) -> str:
         meta, path = self.store.readable_path(bucket, key)

@@ -1,4 +1,4 @@
-"""Scoring and video snapshots off the event loop: a process pool with a bounded backlog, and
+"""Scoring, video snapshots and image resizing off the event loop: a process pool with a bounded backlog, and
 OSS-style overload.
 
 Image decoding, the quality measures and video decoding are CPU-bound and hold the GIL, so they run in worker
@@ -31,10 +31,12 @@ from typing import TypeVar
 import structlog
 
 from .. import quality
+from ..oss.image_process_contract import ImageProcessSpec
 from ..oss.snapshot_contract import SnapshotSpec
 from ..quality.model import check_layout, shipped_model
 from ..video.snapshot import DEFAULT_VIDEO_LIMITS, TOO_LARGE_EC, VideoError, VideoLimits, capture
 from .errors import OSSError
+from .image_ops import ImageOutcome, ProcessedImage, process_image_bytes
 
 __all__ = ["ScoreResult", "Scorer", "ProcessPoolScorer", "FixedLatencyScorer", "score_bytes", "snapshot_file",
            "admission_capacity", "limit_address_space"]
@@ -86,6 +88,14 @@ def snapshot_file(path: str, spec: SnapshotSpec, limits: VideoLimits = DEFAULT_V
 
 
 def _snapshot_answer(outcome: SnapshotOutcome) -> bytes:
+    if isinstance(outcome, tuple):
+        status, code, ec, message = outcome
+        raise OSSError(status, code, message, ec)
+    return outcome
+
+
+def _image_answer(outcome: ImageOutcome) -> ProcessedImage:
+    """``image/resize``/``format``/``quality``: the image, or its OSS error raised."""
     if isinstance(outcome, tuple):
         status, code, ec, message = outcome
         raise OSSError(status, code, message, ec)
@@ -183,6 +193,11 @@ class Scorer:
         subclasses with worker processes run it there."""
         return _snapshot_answer(await asyncio.to_thread(snapshot_file, path, spec, self.video_limits))
 
+    async def process_image(self, data: bytes, spec: ImageProcessSpec) -> ProcessedImage:
+        """``image/resize``/``format``/``quality`` of ``data`` (:mod:`worker.server.image_ops`), in a
+        thread: subclasses with worker processes run it there."""
+        return _image_answer(await asyncio.to_thread(process_image_bytes, data, spec))
+
     async def close(self) -> None:
         return None
 
@@ -221,6 +236,9 @@ class ProcessPoolScorer(Scorer):
 
     async def snapshot(self, path: str, spec: SnapshotSpec) -> bytes:
         return _snapshot_answer(await self._run(snapshot_file, path, spec, self.video_limits))
+
+    async def process_image(self, data: bytes, spec: ImageProcessSpec) -> ProcessedImage:
+        return _image_answer(await self._run(process_image_bytes, data, spec))
 
     async def _run(self, function: Callable[..., T], *args: object) -> T:
         """``function(*args)`` in a worker, within ``timeout_s``, on a pool that heals itself."""
