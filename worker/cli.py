@@ -15,6 +15,7 @@ Sub-commands:
 * ``picscore covers`` — choose the best image of each group from results; copy or tag it;
 * ``picscore filter`` — select low-quality images from results; report, tag, move, archive or delete them;
 * ``picscore thumbnails`` — choose each video's best frame (video/snapshot + image/score);
+* ``picscore report`` — one self-contained HTML page of an audit (night over night with ``--compare``);
 * ``picscore demo``   — build the bundled demo bucket, serve it, audit it with ``picscore run``.
 """
 
@@ -30,7 +31,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import cli_acting, cli_thumbnails, eventloop
+from . import cli_acting, cli_report, cli_thumbnails, eventloop
 from .errors import ExitCode, PicscoreError, UsageError
 
 __all__ = ["main", "build_parser"]
@@ -245,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_acting.add_covers(sub)
     cli_acting.add_filter(sub)
     cli_thumbnails.add_thumbnails(sub)
+    cli_report.add_report(sub)
     return parser
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, make_jpeg
 from tests.integration.rawclient import signed
-from worker.oss.client import _needs_path_style, build_async_client, close_async_client, open_async_client
+from worker.oss.client import build_async_client, close_async_client, needs_path_style, open_async_client
 from worker.server.launch import ServerProcess
 
 
@@ -52,7 +52,7 @@ def test_concurrency_must_be_positive() -> None:
     ("oss-cn-hangzhou-internal.aliyuncs.com", False),
 ])
 def test_path_style_for_local_hosts(endpoint: str, path_style: bool) -> None:
-    assert _needs_path_style(endpoint) is path_style
+    assert needs_path_style(endpoint) is path_style
 
 
 async def test_scores_through_localhost(server: ServerProcess) -> None:

@@ -5,8 +5,9 @@ Builds the bundled demo bucket, starts the embedded server on it, and audits the
 ListObjectsV2, then a signed GET with ``x-oss-process=image/score`` per object — into a
 Parquet file. Prints the run's summary, the worst images, and where the results are. Then it
 does what people do with scores: ``picscore covers`` chooses each photo's cover among its
-original and damaged variants, and ``picscore filter --dry-run`` shows what quarantining the
-worst images would move, touching nothing.
+original and damaged variants, ``picscore filter --dry-run`` shows what quarantining the
+worst images would move, touching nothing, and ``picscore report`` writes the audit as one HTML
+page (its image links are left out: the demo server and its key pair are gone once it ends).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def run_demo(root: Path, *, output: Path, port: int = 0, out: TextIO) -> int:
         print(f"  {row['score']:.3f}  {row['key']:<45} weakest: {weakest} {dims.get(weakest, '')}", file=out)
     python, picscore = _commands()
     print(f"\nResults (one row per object, Parquet): {output.resolve()}\n"
+          f"The report (open it in a browser): {output.with_name('demo-report.html').resolve()}\n"
           f"Read them with:\n"
           f"  {python} -c \"import pyarrow.parquet as pq; "
           f"print(pq.read_table('{output.resolve()}').select(['key', 'status', 'score']))\"\n"
@@ -82,12 +84,16 @@ def _act_on_scores(results: Path, endpoint: str, env: dict[str, str], out: TextI
     """Covers of each photo (grouped by file name) and a dry-run quarantine of the worst images."""
     covers = results.with_name("demo-covers.csv")
     selection = results.with_name("demo-low-quality.csv")
+    report = results.with_name("demo-report.html")
     steps = [
         ("Choosing each photo's cover among its original and damaged variants",
          ["covers", str(results), "--group-regex", r"(?P<group>[^/]+)\.jpg$", "--output", str(covers)]),
         ("What quarantining the worst fifth would do (a dry run: nothing is moved)",
          ["filter", str(results), "--worst-percent", "20", "--action", "move", "--to", "quarantine/", "--dry-run",
           "--output", str(selection), "--endpoint", endpoint, "--region", "cn-hangzhou", "--log-level", "warning"]),
+        ("The audit at a glance: one HTML page, thumbnails through x-oss-process=image/resize",
+         ["report", str(results), "--output", str(report), "--links", "none", "--endpoint", endpoint,
+          "--region", "cn-hangzhou", "--log-level", "warning"]),
     ]
     for title, args in steps:
         visible = args[:args.index("--endpoint")] if "--endpoint" in args else args  # the server's URL is local

@@ -31,7 +31,7 @@ from alibabacloud_oss_v2.aio.transport import AioHttpClient
 from alibabacloud_oss_v2.crc import Crc64
 
 __all__ = ["OssCredentials", "OssAsyncClient", "build_async_client", "open_async_client", "close_async_client",
-           "build_client", "upload_file", "download_file"]
+           "build_client", "upload_file", "download_file", "needs_path_style"]
 
 
 class OssCredentials(Protocol):
@@ -118,12 +118,12 @@ def _sdk_config(endpoint: str, region: str, credentials: OssCredentials) -> oss.
     config.credentials_provider = provider() if provider is not None else oss.credentials.StaticCredentialsProvider(
         credentials.access_key_id, credentials.access_key_secret,
         getattr(credentials, "session_token", None) or None)
-    if _needs_path_style(endpoint):
+    if needs_path_style(endpoint):
         config.use_path_style = True
     return config
 
 
-def _needs_path_style(endpoint: str) -> bool:
+def needs_path_style(endpoint: str) -> bool:
     """``localhost`` (and ``*.localhost``) and IP literals cannot carry a bucket sub-domain."""
     host = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}").hostname or ""
     if host == "localhost" or host.endswith(".localhost"):
@@ -141,7 +141,7 @@ def build_client(endpoint: str, region: str, credentials: OssCredentials) -> oss
 
 
 def upload_file(endpoint: str, region: str, credentials: OssCredentials, local_path: str, bucket: str,
-                key: str) -> str:
+                key: str, *, content_type: str | None = None) -> str:
     """Upload a finished result file (multipart when large) with the SDK's Uploader; returns the ETag.
 
     Blocking — run it in a thread. Uses the synchronous client, whose Uploader handles
@@ -149,7 +149,8 @@ def upload_file(endpoint: str, region: str, credentials: OssCredentials, local_p
     simplicity beats an async re-implementation.
     """
     client = build_client(endpoint, region, credentials)
-    result = oss.Uploader(client).upload_file(oss.PutObjectRequest(bucket=bucket, key=key), filepath=local_path)
+    request = oss.PutObjectRequest(bucket=bucket, key=key, content_type=content_type)
+    result = oss.Uploader(client).upload_file(request, filepath=local_path)
     return result.etag or ""
 
 

@@ -28,7 +28,7 @@ from .credentials import Credentials, credentials_from_env
 from .fields import DERIVED, REQUIRED, RUN_FIELDS, RUN_FIELDS_BY_NAME, Field, add_arguments
 from .layers import Raw, config_path, parse_fields, read_env, read_file, read_flags, source_of
 
-__all__ = ["ActionSettings", "ACTION_FIELDS", "add_action_arguments", "load_action_settings"]
+__all__ = ["ActionSettings", "ACTION_FIELDS", "REPORT_SETTINGS", "add_action_arguments", "load_action_settings"]
 
 _SHARED = (
     "endpoint", "region", "concurrency", "rate_limit", "retry_attempts", "retry_total_s", "retry_base_s",
@@ -54,6 +54,11 @@ def _action_field(name: str) -> Field:
 
 
 ACTION_FIELDS: tuple[Field, ...] = tuple(_action_field(name) for name in _SHARED)
+#: What ``picscore report`` takes of them: it only reads (inputs, thumbnails) and writes one page.
+REPORT_SETTINGS: tuple[str, ...] = (
+    "endpoint", "region", "rate_limit", "retry_attempts", "retry_total_s", "retry_base_s", "retry_max_backoff_s",
+    "log_level", "log_format", "event_loop",
+)
 
 
 @dataclass(frozen=True)
@@ -106,33 +111,40 @@ class ActionSettings:
         return self
 
 
-def _shared(layer: Mapping[str, Raw]) -> dict[str, Raw]:
-    """The settings of a layer that acting commands take."""
-    return {name: raw for name, raw in layer.items() if name in _SHARED}
+def _fields(names: tuple[str, ...]) -> tuple[Field, ...]:
+    return tuple(spec for spec in ACTION_FIELDS if spec.name in names)
 
 
-def add_action_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config`` and one flag per shared setting."""
-    add_arguments(parser, ACTION_FIELDS)
+def add_action_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] = _SHARED) -> None:
+    """``--config`` and one flag per shared setting (of ``names``)."""
+    add_arguments(parser, _fields(names))
 
 
-def load_action_settings(args: argparse.Namespace, environ: Mapping[str, str], command: str) -> ActionSettings:
+def load_action_settings(args: argparse.Namespace, environ: Mapping[str, str], command: str,
+                         names: tuple[str, ...] = _SHARED) -> ActionSettings:
     """Merge file < environment < flags and validate. Credentials are read when present; an
-    acting command that needs them checks with :meth:`ActionSettings.require_bucket_access`."""
+    acting command that needs them checks with :meth:`ActionSettings.require_bucket_access`.
+    ``names``: the settings this command takes; the others keep their defaults."""
+    fields = _fields(names)
+
+    def _shared(layer: Mapping[str, Raw]) -> dict[str, Raw]:
+        return {name: raw for name, raw in layer.items() if name in names}
+
     path = config_path(args, environ)
     # The file and environment of `picscore run` serve here too: its own keys (bucket, prefix…)
     # are known and ignored, anything else is still an error (file) or a warning (environment).
     file_layer = _shared(read_file(path, RUN_FIELDS)) if path else {}
     env_layer, warnings = read_env(environ, RUN_FIELDS, command)
-    merged = {**file_layer, **_shared(env_layer), **read_flags(args, ACTION_FIELDS)}
-    values: dict[str, Any] = parse_fields(merged, ACTION_FIELDS)
-    if values["resume"] and values["restart"]:
+    merged = {**file_layer, **_shared(env_layer), **read_flags(args, fields)}
+    values: dict[str, Any] = parse_fields(merged, fields)
+    if values.get("resume") and values.get("restart"):
         raise ConfigError("restart", f"contradicts resume (from {source_of(merged, 'resume')}): --resume continues "
                           "an unfinished run, --restart discards it; choose one", source=source_of(merged, "restart"))
-    if values["retry_max_backoff_s"] < values["retry_base_s"]:
+    if values.get("retry_max_backoff_s", 20.0) < values.get("retry_base_s", 0.2):
         raise ConfigError("retry_max_backoff_s", f"must be >= retry_base_s {values['retry_base_s']:g}s",
                           source=source_of(merged, "retry_max_backoff_s"))
-    values["checkpoint"] = None if values["checkpoint"] is DERIVED else Path(values["checkpoint"])
+    if "checkpoint" in values:
+        values["checkpoint"] = None if values["checkpoint"] is DERIVED else Path(values["checkpoint"])
     credentials, problem = None, None
     try:
         credentials = credentials_from_env(environ)
