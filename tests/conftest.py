@@ -18,7 +18,7 @@ from worker.server.launch import ServerProcess, start_server
 
 #: Test folders whose tests run whole programs (servers, the CLI, kubectl, Docker builds, Node):
 #: marked ``integration``, left out of ``make test-fast``.
-INTEGRATION_DIRS = ("integration", "deploy", "node")
+INTEGRATION_DIRS = ("integration", "deploy", "node", "browser")
 
 #: The test pair the SDK request captures in tests/server/vectors were signed with; never a real account's.
 ACCESS_KEY_ID = "LTAI5tTESTACCESSKEY"

@@ -3,7 +3,8 @@
 # apt-get when run as root on Debian/Ubuntu, else stops at once with the one command to run.
 #   tests/system-packages.sh run    python3-venv (make run, make install)
 #   tests/system-packages.sh test   + Node.js/npm (ali-oss tests), Prometheus Pushgateway and
-#                                   promtool (metrics and alert-rule tests), kubectl (manifests)
+#                                   promtool (metrics and alert-rule tests), kubectl (manifests),
+#                                   chromium (tests/browser: picscore report's page, headless)
 set -euo pipefail
 target="${1:-run}"
 
@@ -15,6 +16,7 @@ missing() {
     [ -x /usr/bin/prometheus-pushgateway ] || echo prometheus-pushgateway
     command -v promtool >/dev/null 2>&1 || echo prometheus
     command -v kubectl >/dev/null 2>&1 || echo kubernetes-client
+    command -v chromium >/dev/null 2>&1 || echo chromium
   fi
 }
 
