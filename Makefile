@@ -11,7 +11,7 @@ TRAIN_ARGS ?=
 # Extra options for `make finetune`, e.g. "--whole-side 320 --ema 0.998".
 FINETUNE_ARGS ?=
 
-.PHONY: install test-deps run serve test test-fast bench bench-actions bench-thumbnails bench-throttle bench-soak bench-quality train train-holdout finetune image lint clean
+.PHONY: install test-deps run serve test test-fast bench bench-actions bench-thumbnails bench-report report-screenshot bench-throttle bench-soak bench-quality train train-holdout finetune image lint clean
 
 install: $(VENV)/.installed
 
@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_throttle.py
 	$(BIN)/python benchmarks/bench_actions.py
 	$(BIN)/python benchmarks/bench_thumbnails.py
+	$(BIN)/python benchmarks/bench_report.py
 
 ## picscore run against a server that throttles (1 and 2 scoring processes; concurrency 16/64/256).
 bench-throttle: install
@@ -67,6 +68,14 @@ bench-actions: install
 ## Thumbnails: videos per minute and calls billed per video, local and OSS scoring (issue 18).
 bench-thumbnails: install
 	$(BIN)/python benchmarks/bench_thumbnails.py
+
+## picscore report over 1,000,000 synthetic result rows, alone and with --compare: time and peak RSS.
+bench-report: install
+	$(BIN)/python benchmarks/bench_report.py
+
+## The README's screenshot of the demo's report, made by the headless Chromium the tests use.
+report-screenshot: run
+	$(BIN)/python -m tests.browser.screenshot var/demo-report.html tests/browser/report-screenshot.jpg
 
 ## 10 minutes of mixed traffic against picscore serve: RSS, open fds and errors at start and end.
 bench-soak: install

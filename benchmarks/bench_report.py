@@ -61,8 +61,9 @@ def night(rows: int, seed: int, *, replaced: float = 0.0, new: float = 0.0, drop
     dimensions = pa.MapArray.from_arrays(pa.array(offsets), names, pa.array(rng.random(offsets[-1]).round(3)))
     prefix = np.char.add("p", (index % 40).astype(str))
     folder = np.char.add("/f", (index % 2000).astype(str))
-    key = np.char.add(np.char.add(np.char.add(prefix, folder), np.char.add("/img-", index.astype(str))), ".jpg")
-    etag = np.char.add(np.where(changed, "E1", "E0"), index.astype(str))
+    name = np.char.add("/2026/11/IMG_", np.char.zfill(index.astype(str), 8))  # about 40 characters a key
+    key = np.char.add(np.char.add(np.char.add(prefix, folder), name), ".jpg")
+    etag = np.char.add(np.where(changed, "E1", "E0"), np.char.zfill(index.astype(str), 30))  # 32 chars, as MD5 hex
     code = np.where(status == "skipped", "TooLarge", np.where(status == "failed", rng.choice(CODES, n),
                                                                 np.where(status == "missing", "NoSuchKey", "")))
     when = 1764547200000 + np.sort(rng.integers(0, 3_600_000, n))

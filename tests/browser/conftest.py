@@ -7,7 +7,6 @@ these tests instead of skipping them, so CI cannot go green without looking at t
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,15 +14,14 @@ from typing import Any
 
 import pytest
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser")
+from .chromium import LAUNCH_ARGS, find_chromium
 
 
 def chromium_path() -> str:
-    for name in CHROMIUM_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.fail("no chromium on PATH: install Debian's chromium package (make test-deps does, as root)")
+    found = find_chromium()
+    if found is None:
+        pytest.fail("no chromium on PATH: install Debian's chromium package (make test-deps does, as root)")
+    return found
 
 
 @dataclass
@@ -47,8 +45,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        # --no-sandbox: CI and containers run as root, where Chromium's sandbox cannot start.
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=LAUNCH_ARGS)
         try:
             yield launched
         finally:

@@ -2,9 +2,9 @@
 
 A report aggregates; it never needs a row as a Python object. Rows are read in Arrow batches
 and reduced at once to numpy columns (a status code, a score, a size, a prefix code, one
-float32 per sub-score), while the strings a few rows will show (bucket, key, ETag) stay Arrow
-strings, which cost their bytes and no per-object overhead. Error messages are kept only for
-rows that did not score. So a 1,000,000-row file costs about 150 MB (``make bench-report``).
+float32 per sub-score), while the keys stay Arrow strings, which cost their bytes and no
+per-object overhead. Error messages are kept only for rows that did not score, and ETags only
+for the rows the page shows (:func:`read_etags`, a second pass over three columns).
 
 Prefix, status, bucket and error codes are small integers into lists of names, built as the
 batches arrive (:class:`_Codes`), so shards read in any order give the same names.
@@ -28,8 +28,9 @@ from ..errors import ResultsFileError
 from ..results.format_names import format_of
 from ..results.formats import RESULT_PARQUET_SCHEMA, read_rows
 from ..results.schema import RESULT_SCHEMA, Status
+from .identity import identities
 
-__all__ = ["AuditColumns", "read_audit", "STATUS_NAMES", "ROOT_PREFIX", "BATCH_ROWS"]
+__all__ = ["AuditColumns", "read_audit", "read_etags", "STATUS_NAMES", "ROOT_PREFIX", "BATCH_ROWS"]
 
 #: Rows per batch: large enough for Arrow's kernels to dominate, small enough to stay flat in memory.
 BATCH_ROWS = 32_768
@@ -39,11 +40,12 @@ STATUS_NAMES: tuple[str, ...] = tuple(status.value for status in Status)
 ROOT_PREFIX = ""
 #: Most distinct sub-score names kept; a file with more is not picscore's (or OSS's) output.
 MAX_DIMENSIONS = 32
-_COLUMNS = ("bucket", "key", "etag", "size", "status", "score", "dimensions", "error_code", "error_message",
+_COLUMNS = ("bucket", "key", "size", "status", "score", "dimensions", "error_code", "error_message",
             "http_status", "scored_at")
 #: What a night compared against needs: identities, scores and prefixes; not sub-scores or messages,
-#: whose maps are most of the decoding work and memory.
-_COMPARE_COLUMNS = ("bucket", "key", "etag", "size", "status", "score", "error_code", "scored_at")
+#: whose maps are most of the decoding work and memory. ETags are never kept: :func:`read_etags`
+#: fetches those of the few rows a page shows.
+_COMPARE_COLUMNS = ("bucket", "key", "size", "status", "score", "error_code", "scored_at")  # keys: hashed, not kept
 _FAILURE_COLUMNS = ("bucket", "key", "status", "error_code", "error_message", "http_status")
 
 
@@ -82,8 +84,8 @@ class AuditColumns:
     files: tuple[str, ...]
     bucket: np.ndarray            # int32 codes into ``buckets``
     buckets: list[str]
-    key: pa.ChunkedArray          # string
-    etag: pa.ChunkedArray         # string
+    key: pa.ChunkedArray          # string (empty when read for comparison: ``identity`` matches rows)
+    hashed: np.ndarray | None     # uint64 per row, when keys are not kept (see ``identity``)
     status: np.ndarray            # int32 codes into ``statuses``
     statuses: list[str]
     score: np.ndarray             # float64, NaN where there is no score
@@ -111,6 +113,18 @@ class AuditColumns:
         label = top or "(top level)"
         return f"{self.buckets[bucket]}: {label}" if len(self.buckets) > 1 else label
 
+    @property
+    def identity(self) -> np.ndarray:
+        """Each row's (bucket, key) as a 64-bit identity (:mod:`.identity`): hashed while reading
+        when the keys are not kept, else from the keys on first use (only comparisons need it)."""
+        if self.hashed is None:
+            pieces, start = [], 0
+            for chunk in self.key.chunks:
+                pieces.append(identities(self.bucket[start:start + len(chunk)], self.buckets, chunk))
+                start += len(chunk)
+            self.hashed = _concat(pieces, np.uint64)
+        return self.hashed
+
     def drop_details(self) -> None:
         """Free the sub-scores and failure rows once summarised: comparing nights needs neither,
         and a million rows' sub-scores are the largest column kept."""
@@ -131,7 +145,7 @@ def read_audit(paths: Sequence[Path], *, for_comparison: bool = False) -> AuditC
     Raises :class:`ResultsFileError` for a missing file, an unknown format, or a file that is not
     ``picscore run``'s output (a required column missing, an unreadable file).
     """
-    builder = _Builder()
+    builder = _Builder(keep_keys=not for_comparison)
     columns = _COMPARE_COLUMNS if for_comparison else _COLUMNS
     for path in paths:
         path = Path(path)
@@ -140,8 +154,10 @@ def read_audit(paths: Sequence[Path], *, for_comparison: bool = False) -> AuditC
         try:
             for batch in _batches(path, columns):
                 builder.add(batch)
-        except ResultsFileError:
-            raise
+        except ResultsFileError as exc:
+            if str(path) in str(exc):
+                raise
+            raise ResultsFileError(f"{path}: {exc}") from None  # which of a sharded audit's files
         except Exception as exc:  # pyarrow's own errors are not all ValueErrors
             raise ResultsFileError(f"{path} is not a picscore results file ({type(exc).__name__}: {exc})") from None
     audit = builder.finish(tuple(str(p) for p in paths))
@@ -174,6 +190,22 @@ def _batches(path: Path, columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
         raise
 
 
+def read_etags(paths: Sequence[Path], wanted: set[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+    """The ETags of the (bucket, key) pairs in ``wanted``, streaming only those three columns
+    (a key listed twice keeps its first ETag, as :func:`~worker.report.night.compare_nights` does)."""
+    found: dict[tuple[str, str], str | None] = {}
+    if not wanted:
+        return found
+    keys = pa.array(sorted({key for _, key in wanted}), type=pa.string())
+    for path in paths:
+        for batch in _batches(Path(path), ("bucket", "key", "etag")):
+            hits = batch.filter(pc.is_in(batch.column("key"), value_set=keys))
+            for bucket, key, etag in zip(*(hits.column(i).to_pylist() for i in range(3)), strict=True):
+                if (bucket, key) in wanted:
+                    found.setdefault((bucket, key), etag)
+    return found
+
+
 def _check_columns(path: Path, names: Iterable[str]) -> None:
     missing = RESULT_SCHEMA.missing_from(names)
     if missing:
@@ -182,18 +214,20 @@ def _check_columns(path: Path, names: Iterable[str]) -> None:
 
 def _top_level(key: pa.Array) -> pa.Array:
     """Each key's first folder with its slash (``photos/2024/a.jpg`` → ``photos/``); "" at the top."""
-    folder = pc.replace_substring_regex(key, pattern="/.*", replacement="/", max_replacements=1)
+    folder = pc.replace_substring_regex(key, pattern="(?s)/.*", replacement="/", max_replacements=1)
     return pc.if_else(pc.match_substring(key, "/"), folder, pa.scalar(ROOT_PREFIX))
 
 
 class _Builder:
     """Accumulates batches into numpy pieces; :meth:`finish` concatenates them once."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_keys: bool = True) -> None:
+        self.keep_keys = keep_keys
         self.buckets, self.statuses, self.error_codes = _Codes(), _Codes(STATUS_NAMES), _Codes()
         self.prefix_codes, self.dimension_names = _Codes(), _Codes()
         self.pieces: dict[str, list] = {name: [] for name in (
-            "bucket", "key", "etag", "status", "score", "size", "prefix", "error_code", "dimensions", "unsettled")}
+            "bucket", "key", "identity", "status", "score", "size", "prefix", "error_code", "dimensions",
+            "unsettled")}
         self.first: float = math.inf
         self.last: float = -math.inf
 
@@ -206,8 +240,11 @@ class _Builder:
         pieces = self.pieces
         bucket = self.buckets.encode(column("bucket"))
         pieces["bucket"].append(bucket)
-        pieces["key"].append(column("key"))
-        pieces["etag"].append(column("etag"))
+        if self.keep_keys:
+            pieces["key"].append(column("key"))
+        else:
+            pieces["identity"].append(identities(bucket, self.buckets.names, column("key")))
+        names = batch.schema.names
         status = self.statuses.encode(column("status"))
         if (status < 0).any():
             raise ResultsFileError("a row has no status; is it a picscore results file?")
@@ -216,7 +253,6 @@ class _Builder:
         pieces["size"].append(pc.fill_null(column("size"), 0).to_numpy(zero_copy_only=False).astype(np.int64))
         pieces["error_code"].append(self.error_codes.encode(column("error_code")))
         pieces["prefix"].append(self._prefixes(bucket, _top_level(column("key"))))
-        names = batch.schema.names
         pieces["dimensions"].append(self._dimensions(column("dimensions")) if "dimensions" in names
                                     else np.empty((batch.num_rows, 0), dtype=np.float32))
         scored = status == self.statuses.code(Status.SCORED.value)
@@ -226,13 +262,16 @@ class _Builder:
         self._span(column("scored_at"))
 
     def _prefixes(self, bucket: np.ndarray, top: pa.Array) -> np.ndarray:
-        """Codes of (bucket code, top-level folder) pairs."""
+        """Codes of (bucket code, top-level folder) pairs, new ones in order of first appearance
+        (as every other code), so the batch size never changes the order of ``prefixes``."""
         encoded = pc.dictionary_encode(top)
         tops = encoded.dictionary.to_pylist()
         pairs = bucket.astype(np.int64) * len(tops) + encoded.indices.to_numpy()
-        unique, inverse = np.unique(pairs, return_inverse=True)
-        mapping = np.fromiter((self.prefix_codes.code((p // len(tops), tops[p % len(tops)])) for p in unique.tolist()),
-                              dtype=np.int32, count=len(unique))
+        unique, first, inverse = np.unique(pairs, return_index=True, return_inverse=True)
+        mapping = np.empty(len(unique), dtype=np.int32)
+        for i in np.argsort(first).tolist():
+            p = int(unique[i])
+            mapping[i] = self.prefix_codes.code((p // len(tops), tops[p % len(tops)]))
         return mapping[inverse.reshape(-1)]
 
     def _dimensions(self, maps: pa.Array) -> np.ndarray:
@@ -268,7 +307,7 @@ class _Builder:
             files=files,
             bucket=_concat(pieces["bucket"], np.int32), buckets=self.buckets.names,
             key=pa.chunked_array(pieces["key"], type=pa.string()),
-            etag=pa.chunked_array(pieces["etag"], type=pa.string()),
+            hashed=None if self.keep_keys else _concat(pieces["identity"], np.uint64),
             status=_concat(pieces["status"], np.int32), statuses=self.statuses.names,
             score=_concat(pieces["score"], np.float64), size=_concat(pieces["size"], np.int64),
             prefix=_concat(pieces["prefix"], np.int32), prefixes=self.prefix_codes.names,

@@ -1,7 +1,8 @@
 """Night over night: what changed since the previous audit of the same bucket.
 
-Objects are matched on (bucket, key) with one Arrow hash lookup per row, so a million rows per
-night cost about a second and no Python object per row. Three questions, as an on-call engineer asks them:
+Objects are matched on (bucket, key) through 64-bit identities (:mod:`.identity`), so a million
+rows per night cost about a second, no Python object per row, and the previous night's keys are
+never held. Three questions, as an on-call engineer asks them:
 
 * **new and low**: objects the previous run did not list at all, that score under the line now;
 * **dropped**: objects scored both nights whose score fell by at least ``drop``, with whether
@@ -15,12 +16,11 @@ Objects gone since the previous night are counted, not listed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from .columns import AuditColumns
+from .columns import AuditColumns, read_etags
 from .summary import ReportOptions, medians_by_group
 
 __all__ = ["Change", "PrefixMove", "NightComparison", "compare_nights", "DEFAULT_DROP", "DEFAULT_SHIFT"]
@@ -67,30 +67,24 @@ class NightComparison:
     shift: float
 
 
-def _identities(audit: AuditColumns, several_buckets: bool) -> pa.ChunkedArray:
-    """Each row's object identity: its key, or ``bucket/key`` when the nights span several buckets."""
-    if not several_buckets:
-        return audit.key
-    buckets = pa.array(audit.buckets, type=pa.string()).take(pa.array(audit.bucket))
-    return pc.binary_join_element_wise(buckets, audit.key.combine_chunks(), "/")
-
-
 def compare_nights(now: AuditColumns, before: AuditColumns, options: ReportOptions, *,
                    drop: float = DEFAULT_DROP, shift: float = DEFAULT_SHIFT) -> NightComparison:
-    """Match tonight's rows to the previous night's with one hash lookup per row (``index_in``:
-    a hash table of the previous night's keys, about 40 MB for a million) rather than a join,
-    which would hash both sides and hold both. A key listed twice the previous night (overlapping
-    shards) matches its first row."""
+    """Match tonight's rows to the previous night's on their 64-bit identities (:mod:`.identity`):
+    a sort of the previous night's and one binary search per row. A key listed twice the
+    previous night (overlapping shards) matches its first row."""
     if drop <= 0 or shift <= 0:
         raise ValueError("--drop and --shift must be positive")
-    several = len(set(now.buckets) | set(before.buckets)) > 1
-    match = pc.index_in(_identities(now, several), value_set=_identities(before, several).combine_chunks())
-    matched = ~pc.is_null(match).to_numpy(zero_copy_only=False)
-    where = pc.fill_null(match, 0).to_numpy(zero_copy_only=False)
+    order = np.argsort(before.identity, kind="stable")
+    known = before.identity[order]
+    found = np.searchsorted(known, now.identity)
+    found = np.minimum(found, max(len(known) - 1, 0))
+    matched = (known[found] == now.identity) if len(known) else np.zeros(len(now), dtype=bool)
+    where = order[found] if len(known) else np.zeros(len(now), dtype=np.int64)
     score = now.score
-    before_score = np.where(matched, before.score[where], np.nan)
-    seen_before = np.zeros(len(before), dtype=bool)
-    seen_before[where[matched]] = True
+    before_score = np.where(matched, before.score[where], np.nan) if len(before) else np.full(len(now), np.nan)
+    # an object listed twice the previous night is one object: gone counts distinct identities
+    distinct_before = np.unique(before.identity)
+    gone = len(distinct_before) - int(np.isin(distinct_before, now.identity[matched]).sum())
 
     new = ~matched
     new_low = new & (score < options.low)
@@ -98,17 +92,20 @@ def compare_nights(now: AuditColumns, before: AuditColumns, options: ReportOptio
 
     def changes(mask: np.ndarray, order_by: np.ndarray) -> list[Change]:
         picked = np.flatnonzero(mask)
-        picked = picked[np.argsort(order_by[picked], kind="stable")][:options.list_limit]
-        return [Change(now.buckets[now.bucket[i]], now.key[i].as_py(), float(score[i]),
-                       None if np.isnan(before_score[i]) else float(before_score[i]),
-                       bool(matched[i]) and now.etag[i].as_py() != before.etag[int(where[i])].as_py())
-                for i in picked.tolist()]
+        picked = picked[np.argsort(order_by[picked], kind="stable")][:options.list_limit].tolist()
+        identity = {i: (now.buckets[now.bucket[i]], now.key[i].as_py()) for i in picked}
+        was = {identity[i] for i in picked if matched[i]}
+        before_etags = read_etags([Path(f) for f in before.files], was)
+        now_etags = read_etags([Path(f) for f in now.files], was)
+        return [Change(*identity[i], float(score[i]), None if np.isnan(before_score[i]) else float(before_score[i]),
+                       bool(matched[i]) and now_etags.get(identity[i]) != before_etags.get(identity[i]))
+                for i in picked]
 
     return NightComparison(
         previous_files=before.files, previous_objects=len(before), new_objects=int(new.sum()),
         new_low_count=int(new_low.sum()), new_low=changes(new_low, score),
         dropped_count=int(fell.sum()), dropped=changes(fell, score - before_score),
-        gone=int((~seen_before).sum()), moves=_moves(now, before, shift, options.list_limit),
+        gone=gone, moves=_moves(now, before, shift, options.list_limit),
         drop=drop, shift=shift)
 
 

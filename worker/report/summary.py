@@ -6,17 +6,22 @@ bins, prefixes, examples and listed failures), which is what keeps the page boun
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..results.schema import Status
-from .columns import AuditColumns
+from .columns import AuditColumns, read_etags
 from .defects import DEFECTS, MILD, NO_SUBSCORES, describe, dominant_defects, label_of
 
 __all__ = ["ReportOptions", "Totals", "Distribution", "PrefixStat", "DefectCount", "Example", "FailureGroup",
            "Summary", "summarise", "medians_by_group", "examples_of"]
+
+
+#: Most failure rows listed over all groups (each group lists at most ``list_limit``; the largest first).
+FAILURE_ROWS = 1000
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ class FailureGroup:
     status: str
     code: str
     count: int
-    rows: list[dict]  # bucket, key, http_status, error_message; at most list_limit
+    rows: list[dict]  # bucket, key, http_status, error_message; at most list_limit (and FAILURE_ROWS in all)
 
 
 @dataclass
@@ -233,16 +238,21 @@ def examples_of(audit: AuditColumns, scored: np.ndarray, n: int) -> tuple[list[E
         return [], []
     order = rows[np.argsort(audit.score[rows], kind="stable")]
     worst = order[:n]
-    best = order[max(n, len(order) - n):][::-1]  # an image is shown once: with few, the best are the rest
-    return [_example(audit, int(r)) for r in worst], [_example(audit, int(r)) for r in best]
+    rest = order[n:]  # an image is shown once: with few, the best are the rest
+    best = rest[np.argsort(-audit.score[rest], kind="stable")][:n]  # highest first, ties in file order
+    chosen = [int(r) for r in (*worst, *best)]
+    etags = read_etags([Path(f) for f in audit.files],
+                       {(audit.buckets[audit.bucket[r]], audit.key[r].as_py()) for r in chosen})
+    shown = [_example(audit, r, etags) for r in chosen]
+    return shown[:len(worst)], shown[len(worst):]
 
 
-def _example(audit: AuditColumns, row: int) -> Example:
+def _example(audit: AuditColumns, row: int, etags: dict[tuple[str, str], str | None]) -> Example:
     values = audit.dimensions[row]
     dims = {name: round(float(v), 3) for name, v in zip(audit.dimension_names, values, strict=True) if not np.isnan(v)}
-    return Example(row=row, bucket=audit.buckets[audit.bucket[row]], key=audit.key[row].as_py(),
-                   etag=audit.etag[row].as_py() or "", size=int(audit.size[row]), score=float(audit.score[row]),
-                   explanation=describe(dims), dimensions=dims)
+    bucket, key = audit.buckets[audit.bucket[row]], audit.key[row].as_py()
+    return Example(row=row, bucket=bucket, key=key, etag=etags.get((bucket, key)) or "", size=int(audit.size[row]),
+                   score=float(audit.score[row]), explanation=describe(dims), dimensions=dims)
 
 
 def _totals(audit: AuditColumns) -> Totals:
@@ -273,10 +283,13 @@ def _failures(audit: AuditColumns, limit: int) -> list[FailureGroup]:
     counts = table.group_by(["status", "group"]).aggregate([("key", "count")]).to_pylist()
     counts.sort(key=lambda g: (-g["key_count"], g["status"], g["group"]))
     groups = []
+    budget = max(limit, FAILURE_ROWS)  # over every group: hundreds of error codes must not make the page MBs
     for group in counts:
         members = table.filter(pc.and_(pc.equal(table["status"], group["status"]),
                                        pc.equal(table["group"], group["group"])))
-        rows = members.slice(0, limit).select(["bucket", "key", "http_status", "error_message"]).to_pylist()
+        rows = members.slice(0, min(limit, budget)).select(["bucket", "key", "http_status",
+                                                            "error_message"]).to_pylist()
+        budget -= len(rows)
         groups.append(FailureGroup(group["status"], group["group"], group["key_count"], rows))
     return groups
 
