@@ -273,3 +273,18 @@ def test_a_missing_results_file_is_a_clear_error(server: ServerProcess, nights: 
     done = report(server, str(nights["work"] / "nope.parquet"), "--output", str(nights["work"] / "x.html"))
     assert done.returncode == 2
     assert "nope.parquet does not exist" in done.stderr
+
+
+def test_an_image_changed_since_the_audit_shows_a_note_not_a_wrong_thumbnail(
+        server: ServerProcess, nights: dict[str, Path], browser: Any) -> None:
+    """Night one's report, made after night two's changes: the replaced photo's thumbnail would be
+    of other bytes than were scored (If-Match refuses it), the deleted one is gone."""
+    page_path = nights["work"] / "night1.html"
+    done = report(server, str(nights["night1"]), "--output", str(page_path), "--examples", "5", "--links", "none")
+    assert done.returncode == 0, done.stderr
+    opened = open_page(browser, page_path)
+    notes = dict(opened.page.locator(".example").evaluate_all(
+        "fs => fs.map(f => [f.dataset.key, f.querySelector('img') ? 'image' : f.innerText])"))
+    assert "replaced since the audit" in notes["photos/kodim13-mountain-stream.jpg"]
+    assert "NoSuchKey" in notes["blurred/kodim04-portrait.jpg"]
+    assert sum(1 for note in notes.values() if note == "image") == len(notes) - 2

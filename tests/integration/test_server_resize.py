@@ -243,3 +243,20 @@ def test_a_presigned_resize_url_works_from_plain_http(server: ServerProcess, pic
 def test_image_score_still_answers(server: ServerProcess, pictures: dict[str, str]) -> None:
     result = oss2_bucket(server, "v1").get_object(pictures["jpeg"], process="image/score")
     assert 0 <= json.loads(result.read())["ImageScore"]["OverallQualityScore"] <= 1
+
+
+@pytest.mark.parametrize("process", ["image/resize,w_50", "image/score"])
+def test_a_processed_get_honours_if_match_on_the_version_it_reads(server: ServerProcess, pictures: dict[str, str],
+                                                                    process: str) -> None:
+    """A caller that names the version it decided on (picscore report's thumbnails, thumbnails'
+    snapshots) never gets an answer about another version: 412, as a plain GetObject."""
+    client = v2_client(server, "v4")
+    key = pictures["jpeg"]
+    etag = client.head_object(oss.HeadObjectRequest(bucket=BUCKET, key=key)).etag
+    same = client.get_object(oss.GetObjectRequest(bucket=BUCKET, key=key, process=process, if_match=etag))
+    assert same.status_code == 200 and same.body.read()
+    with pytest.raises(oss.exceptions.OperationError) as refused:
+        client.get_object(oss.GetObjectRequest(bucket=BUCKET, key=key, process=process,
+                                               if_match='"0123456789ABCDEF0123456789ABCDEF"'))
+    assert refused.value.unwrap().status_code == 412
+    assert refused.value.unwrap().code == "PreconditionFailed"

@@ -346,7 +346,7 @@ class Operations:
         if operation != SCORE_PROCESS:  # pragma: no cover - parse_process raises otherwise
             raise AssertionError(process)
         async with self.scorer.slot():
-            data = await self._image_bytes(call.bucket, call.key)
+            data = await self._image_bytes(call.bucket, call.key, call)
             result = await self.scorer.score(data, received=call.received)
         body = build_score_answer(result.overall, result.dimensions, call.request_id)
         return web.Response(body=body, status=200,
@@ -358,7 +358,7 @@ class Operations:
         video may be far larger than what an image request reads into memory)."""
         assert call.bucket is not None and call.key is not None
         async with self.scorer.slot():
-            path = await asyncio.to_thread(self._readable_path, call.bucket, call.key)
+            path = await asyncio.to_thread(self._readable_path, call.bucket, call.key, call)
             image = await self.scorer.snapshot(path, spec)
         return web.Response(body=image, status=200,
                             headers={"Content-Type": spec.content_type, "x-oss-process-status": "OK"})
@@ -368,27 +368,38 @@ class Operations:
         the same admission (503 CpuLimitExceeded) and 20 MB source limit as image/score."""
         assert call.bucket is not None and call.key is not None
         async with self.scorer.slot():
-            data = await self._image_bytes(call.bucket, call.key)
+            data = await self._image_bytes(call.bucket, call.key, call)
             image = await self.scorer.process_image(data, spec)
         return web.Response(body=image.body, status=200,
                             headers={"Content-Type": image.content_type, "x-oss-process-status": "OK"})
 
-    def _readable_path(self, bucket: str, key: str) -> str:
+    def _readable_path(self, bucket: str, key: str, call: Call) -> str:
         meta, path = self.store.readable_path(bucket, key)
         require_readable(meta)
+        _require_unchanged(call, meta)
         if path is None:  # a directory marker: no bytes, so no video
             raise OSSError.invalid_argument("The object cannot be read as a video.", UNREADABLE_EC)
         return path
 
-    async def _image_bytes(self, bucket: str, key: str) -> bytes:
+    async def _image_bytes(self, bucket: str, key: str, call: Call) -> bytes:
         handle = await asyncio.to_thread(self.store.open, bucket, key)
         try:
             require_readable(handle.meta)
+            _require_unchanged(call, handle.meta)
             if handle.meta.size > MAX_SOURCE_BYTES:
                 raise OSSError(400, "ImageTooLarge", "The source image is larger than 20 MB.", "0040-00000009")
             return await asyncio.to_thread(handle.read)
         finally:
             handle.close()
+
+
+def _require_unchanged(call: Call, meta: ObjectMeta) -> None:
+    """A processed GET (score, snapshot, resize) honours If-Match and If-Unmodified-Since as a
+    plain GetObject does (412 PreconditionFailed), checked on the version actually read: a caller
+    that names the version it decided on never gets an answer about another. If-None-Match and
+    If-Modified-Since are not applied: a processed answer is not a cached copy of the object."""
+    if precondition(call, meta) == 412:
+        raise precondition_failed()
 
 
 #: GetObject's ``response-*`` parameters and the response header each one sets
