@@ -34,7 +34,7 @@ from .errors import OSSError
 from .listing import ListPage, decode_token, list_page, parse_max_keys
 from .object_attrs import object_headers, require_readable, storage_class, user_metadata
 from .oss_process import parse_process
-from .preconditions import precondition, precondition_failed
+from .preconditions import precondition, precondition_failed, require_unchanged
 from .scoring_pool import Scorer
 from .storage import LocalStore, ObjectMeta
 
@@ -376,7 +376,7 @@ class Operations:
     def _readable_path(self, bucket: str, key: str, call: Call) -> str:
         meta, path = self.store.readable_path(bucket, key)
         require_readable(meta)
-        _require_unchanged(call, meta)
+        require_unchanged(call, meta)
         if path is None:  # a directory marker: no bytes, so no video
             raise OSSError.invalid_argument("The object cannot be read as a video.", UNREADABLE_EC)
         return path
@@ -385,21 +385,12 @@ class Operations:
         handle = await asyncio.to_thread(self.store.open, bucket, key)
         try:
             require_readable(handle.meta)
-            _require_unchanged(call, handle.meta)
+            require_unchanged(call, handle.meta)
             if handle.meta.size > MAX_SOURCE_BYTES:
                 raise OSSError(400, "ImageTooLarge", "The source image is larger than 20 MB.", "0040-00000009")
             return await asyncio.to_thread(handle.read)
         finally:
             handle.close()
-
-
-def _require_unchanged(call: Call, meta: ObjectMeta) -> None:
-    """A processed GET (score, snapshot, resize) honours If-Match and If-Unmodified-Since as a
-    plain GetObject does (412 PreconditionFailed), checked on the version actually read: a caller
-    that names the version it decided on never gets an answer about another. If-None-Match and
-    If-Modified-Since are not applied: a processed answer is not a cached copy of the object."""
-    if precondition(call, meta) == 412:
-        raise precondition_failed()
 
 
 #: GetObject's ``response-*`` parameters and the response header each one sets

@@ -17,7 +17,7 @@ from .call import Call
 from .errors import OSSError
 from .storage import ObjectMeta
 
-__all__ = ["precondition", "precondition_failed", "GET_HEADERS", "COPY_SOURCE_HEADERS"]
+__all__ = ["precondition", "precondition_failed", "require_unchanged", "GET_HEADERS", "COPY_SOURCE_HEADERS"]
 
 #: (If-Match, If-None-Match, If-Unmodified-Since, If-Modified-Since) as GetObject names them.
 GET_HEADERS = ("If-Match", "If-None-Match", "If-Unmodified-Since", "If-Modified-Since")
@@ -51,3 +51,12 @@ def precondition(call: Call, meta: ObjectMeta, names: tuple[str, str, str, str] 
         if (status == 412 and modified) or (status == 304 and not modified):
             return status
     return None
+
+
+def require_unchanged(call: Call, meta: ObjectMeta) -> None:
+    """A processed GET (score, snapshot, resize) honours If-Match and If-Unmodified-Since as a
+    plain GetObject does (412 PreconditionFailed), checked on the version actually read: a caller
+    that names the version it decided on never gets an answer about another. If-None-Match and
+    If-Modified-Since are not applied: a processed answer is not a cached copy of the object."""
+    if precondition(call, meta) == 412:
+        raise precondition_failed()

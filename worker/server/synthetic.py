@@ -46,6 +46,7 @@ from .errors import OSSError
 from .handlers import Operations
 from .keys import validate_bucket_name
 from .listing import ListPage, _common_prefix
+from .preconditions import require_unchanged
 from .scoring_pool import FixedLatencyScorer, Scorer
 from .storage import ObjectMeta
 
@@ -202,8 +203,8 @@ class SyntheticOperations(Operations):
     async def _head(self, bucket: str, key: str) -> ObjectMeta:
         return self.bucket.head(key)
 
-    async def _image_bytes(self, bucket: str, key: str) -> bytes:
-        self.bucket.head(key)
+    async def _image_bytes(self, bucket: str, key: str, call: Call) -> bytes:
+        require_unchanged(call, self.bucket.head(key))
         if not isinstance(self.scorer, FixedLatencyScorer):
             raise OSSError(400, "BadRequest", "This object of a synthetic bucket has no bytes to score; "
                            "serve with --fake-score-latency to score synthetic objects.")
