@@ -28,6 +28,8 @@ FORBIDDEN = {
     "worker.settings": ("worker.batch", "worker.commands", "worker.actions", "worker.server", "worker.quality"),
     "worker.video": ("worker.batch", "worker.commands", "worker.actions", "worker.server", "worker.settings",
                      "worker.cli"),
+    # the report's steps are pure over columns; the command (worker.commands.report) wires them
+    "worker.report": ("worker.commands", "worker.server", "worker.quality", "worker.settings", "worker.cli"),
     "worker.errors": ("worker.",),
     "worker.units": ("worker.",),
     "worker.observability": ("worker.batch", "worker.commands", "worker.server", "worker.settings"),
