@@ -5,7 +5,8 @@ around them in :mod:`worker.server.app`.
 File-system work runs in threads (``asyncio.to_thread``) and scoring in the process pool, so
 the event loop only ever moves bytes. :meth:`Operations.pick` is the one dispatcher; larger
 operations live in their own modules and are bound here: CopyObject in
-:mod:`worker.server.copy_object`, object tagging in :mod:`worker.server.tagging`; what objects
+:mod:`worker.server.copy_object`, object tagging in :mod:`worker.server.tagging`, multipart
+upload in :mod:`worker.server.multipart` (which picks its own operations); what objects
 carry besides bytes (user metadata, storage class) in :mod:`worker.server.object_attrs`.
 """
 
@@ -27,7 +28,7 @@ from ..oss.image_process_contract import ImageProcessSpec
 from ..oss.score_contract import MAX_SOURCE_BYTES, PROCESS_PARAMETER, SCORE_PROCESS, build_score_answer
 from ..oss.snapshot_contract import SnapshotSpec
 from ..video.snapshot import UNREADABLE_EC
-from . import copy_object, tagging, xmlbody
+from . import copy_object, multipart, regions, tagging, xmlbody
 from .call import BucketOperations, Call, Handler, write_body
 from .checksums import parse_content_md5
 from .errors import OSSError
@@ -91,14 +92,19 @@ class Operations:
         self.region = region
         #: Bucket name → the operations of a synthetic bucket (:mod:`worker.server.synthetic`).
         self.synthetic = dict(synthetic or {})
+        self.multipart = multipart.Multipart(store)
 
     def pick(self, call: Call) -> Handler:
         """Route by method, addressing level and sub-resource (the OSS API's own dispatch)."""
         if call.bucket in self.synthetic:
             return self.synthetic[call.bucket].pick(call)
+        if (handler := self.multipart.pick(call)) is not None:
+            return handler
         method, q = call.request.method, call.query
         if call.bucket is None:
-            if method == "GET":
+            if method == "GET" and "regions" in q:
+                return regions.describe_regions
+            if method == "GET" and not set(q) - _LIST_BUCKETS_PARAMS:  # another service sub-resource: 501
                 return self.list_buckets
         elif not call.key:
             if method == "PUT" and not q:
@@ -404,6 +410,8 @@ _RESPONSE_OVERRIDES = {
     "response-content-encoding": "Content-Encoding",
 }
 _GET_OBJECT_PARAMS = frozenset(_RESPONSE_OVERRIDES)
+#: ListBuckets' parameters (https://www.alibabacloud.com/help/en/oss/developer-reference/listbuckets).
+_LIST_BUCKETS_PARAMS = frozenset({"prefix", "marker", "max-keys", "resource-group-id"})
 #: What a header value cannot hold: CR/LF (a second header, or a body, smuggled in), other
 #: control characters but tab, and lone surrogates (bytes that were not UTF-8).
 _NOT_HEADER_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")

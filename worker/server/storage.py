@@ -142,8 +142,10 @@ class PendingWrite:
 
     def commit(self, content_type: str | None, user_meta: dict[str, str],
                content_md5: bytes | None = None, forbid_overwrite: bool = False, *,
-               storage_class: str = "Standard", tags: dict[str, str] | None = None) -> ObjectMeta:
-        """fsync, check the client's Content-MD5, then rename into place. Blocking: run in a thread."""
+               storage_class: str = "Standard", tags: dict[str, str] | None = None,
+               etag: str | None = None) -> ObjectMeta:
+        """fsync, check the client's Content-MD5, then rename into place. Blocking: run in a thread.
+        ``etag`` replaces the MD5 ETag (a multipart upload's ``"<MD5 of part MD5s>-N"``)."""
         try:
             if content_md5 is not None and content_md5 != self.digest.md5_bytes:
                 raise OSSError(400, "InvalidDigest",
@@ -156,7 +158,7 @@ class PendingWrite:
             os.fsync(self._file.fileno())
             self._file.close()
             return self._store._publish(self, content_type, user_meta, forbid_overwrite,
-                                        storage_class=storage_class, tags=dict(tags or {}))
+                                        storage_class=storage_class, tags=dict(tags or {}), etag=etag)
         finally:
             self.abort()
 
@@ -260,7 +262,8 @@ class LocalStore:
             raise _conflict(key, "its directory is a link that leads out of the bucket")
 
     def _publish(self, pending: PendingWrite, content_type: str | None, user_meta: dict[str, str],
-                 forbid_overwrite: bool, *, storage_class: str, tags: dict[str, str]) -> ObjectMeta:
+                 forbid_overwrite: bool, *, storage_class: str, tags: dict[str, str],
+                 etag: str | None = None) -> ObjectMeta:
         bucket, key = pending.bucket, pending.key
         data_path = self._data_path(bucket, key)
         with self._tree_lock:
@@ -275,7 +278,7 @@ class LocalStore:
                 st = data_path.stat()
             else:
                 st = os.stat(pending._tmp_path)
-            meta = ObjectMeta(size=pending.digest.size, etag=pending.digest.etag, crc64=pending.digest.crc64,
+            meta = ObjectMeta(size=pending.digest.size, etag=etag or pending.digest.etag, crc64=pending.digest.crc64,
                               content_type=content_type or _guess_type(key), mtime_ns=st.st_mtime_ns,
                               ino=st.st_ino, user_meta=user_meta, storage_class=storage_class, tags=tags)
             self._write_meta(bucket, key, meta)
