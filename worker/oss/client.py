@@ -31,7 +31,7 @@ from alibabacloud_oss_v2.aio.transport import AioHttpClient
 from alibabacloud_oss_v2.crc import Crc64
 
 __all__ = ["OssCredentials", "OssAsyncClient", "build_async_client", "open_async_client", "close_async_client",
-           "build_client", "upload_file", "download_file", "needs_path_style"]
+           "build_client", "upload_file", "download_file", "needs_path_style", "UPLOAD_PART_BYTES"]
 
 
 class OssCredentials(Protocol):
@@ -140,9 +140,16 @@ def build_client(endpoint: str, region: str, credentials: OssCredentials) -> oss
     return oss.Client(_sdk_config(endpoint, region, credentials))
 
 
+#: Files up to this size are one PutObject; larger ones are multipart uploads in parts of this
+#: size, several in flight (the SDK's Uploader). 8 MiB keeps a million-row Parquet result (about
+#: 30 MB) to a handful of parts, and a part retried after a failure costs seconds, not minutes.
+UPLOAD_PART_BYTES = 8 * 1024 * 1024
+
+
 def upload_file(endpoint: str, region: str, credentials: OssCredentials, local_path: str, bucket: str,
                 key: str, *, content_type: str | None = None) -> str:
-    """Upload a finished result file (multipart when large) with the SDK's Uploader; returns the ETag.
+    """Upload a finished file with the SDK's Uploader (multipart above :data:`UPLOAD_PART_BYTES`);
+    returns the ETag.
 
     Blocking — run it in a thread. Uses the synchronous client, whose Uploader handles
     multipart uploads and their clean-up; a result file is written once per run, so the
@@ -150,7 +157,7 @@ def upload_file(endpoint: str, region: str, credentials: OssCredentials, local_p
     """
     client = build_client(endpoint, region, credentials)
     request = oss.PutObjectRequest(bucket=bucket, key=key, content_type=content_type)
-    result = oss.Uploader(client).upload_file(request, filepath=local_path)
+    result = oss.Uploader(client, part_size=UPLOAD_PART_BYTES).upload_file(request, filepath=local_path)
     return result.etag or ""
 
 
