@@ -37,8 +37,9 @@ from worker.oss.image_process_contract import ImageProcessSpec
 from worker.oss.snapshot_contract import SnapshotSpec
 from worker.server import sigv1, sigv4
 from worker.server.auth import Authenticator
+from worker.server.bucket_handlers import _parse_delete_body
 from worker.server.errors import OSSError, render_error_xml
-from worker.server.handlers import _parse_delete_body, _parse_range
+from worker.server.handlers import _parse_range
 from worker.server.keys import MAX_KEY_BYTES, RESERVED_DIR, validate_key
 from worker.server.listing import ListPage, decode_token, encode_token, parse_max_keys
 from worker.server.oss_process import parse_process

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import re
 from collections.abc import Mapping
 from email.utils import formatdate
-from itertools import chain
 from urllib.parse import parse_qsl
-from xml.etree import ElementTree
 
 from aiohttp import web
 
@@ -28,11 +25,11 @@ from ..oss.image_process_contract import ImageProcessSpec
 from ..oss.score_contract import MAX_SOURCE_BYTES, PROCESS_PARAMETER, SCORE_PROCESS, build_score_answer
 from ..oss.snapshot_contract import SnapshotSpec
 from ..video.snapshot import UNREADABLE_EC
-from . import copy_object, multipart, regions, tagging, xmlbody
+from . import copy_object, multipart, regions, tagging
+from .bucket_handlers import LIST_BUCKETS_PARAMS, BucketHandlers
 from .call import BucketOperations, Call, Handler, write_body
 from .checksums import parse_content_md5
 from .errors import OSSError
-from .listing import ListPage, decode_token, list_page, parse_max_keys
 from .object_attrs import object_headers, require_readable, storage_class, user_metadata
 from .oss_process import parse_process
 from .preconditions import precondition, precondition_failed, require_unchanged
@@ -43,21 +40,8 @@ __all__ = ["Operations"]
 
 #: At most 19 digits a side (any 63-bit offset): CPython refuses int() of over 4300 digits.
 _RANGE_RE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
-#: OSS deletes at most 1,000 objects per DeleteMultipleObjects request
-#: (https://www.alibabacloud.com/help/en/oss/developer-reference/deletemultipleobjects).
-_MAX_DELETE_KEYS = 1000
-#: Elements a valid delete list can hold: ``Delete``, ``Quiet``, and ``Object``/``Key``/``VersionId``
-#: per key. Parsing stops past this, so a body of countless tiny elements never becomes a tree.
-_MAX_DELETE_ELEMENTS = 2 + 3 * _MAX_DELETE_KEYS
-#: The largest valid delete list: 1,000 keys of 1,023 bytes, every byte XML-escaped (at most six
-#: bytes, ``&quot;``), plus the elements — about 6.2 MB. Bodies are read up to this, never further.
-MAX_DELETE_BODY = 8 * 1024 * 1024
 #: ProcessObject's form is one field, ``x-oss-process=…`` (a process string, maybe a sys/saveas target).
 MAX_PROCESS_FORM = 64 * 1024
-
-
-def _xml(body: bytes, status: int = 200) -> web.Response:
-    return web.Response(body=body, status=status, content_type="application/xml")
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -82,8 +66,9 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1) - start + 1
 
 
-class Operations:
-    """The OSS operations the embedded server implements, bound to one store and one scorer."""
+class Operations(BucketHandlers):
+    """The OSS operations the embedded server implements, bound to one store and one scorer
+    (the service and bucket ones are :class:`~worker.server.bucket_handlers.BucketHandlers`')."""
 
     def __init__(self, store: LocalStore, scorer: Scorer, region: str,
                  synthetic: Mapping[str, BucketOperations] | None = None) -> None:
@@ -104,7 +89,7 @@ class Operations:
         if call.bucket is None:
             if method == "GET" and "regions" in q:
                 return regions.describe_regions
-            if method == "GET" and not set(q) - _LIST_BUCKETS_PARAMS:  # another service sub-resource: 501
+            if method == "GET" and not set(q) - LIST_BUCKETS_PARAMS:  # another service sub-resource: 501
                 return self.list_buckets
         elif not call.key:
             if method == "PUT" and not q:
@@ -142,94 +127,6 @@ class Operations:
         what = " ".join(filter(None, [call.request.method, "/".join(filter(None, [call.bucket, call.key])),
                                       ",".join(sorted(call.query))]))
         raise OSSError(501, "NotImplemented", f"picscore serve does not implement this operation ({what[:200]}).")
-
-    # -- service and bucket ---------------------------------------------------------------
-    async def list_buckets(self, call: Call) -> web.StreamResponse:
-        """ListBuckets with ``prefix``, ``marker`` and ``max-keys`` (default 100), paged like
-        ListObjects V1: when truncated, ``NextMarker`` is the last bucket name returned."""
-        q = call.query
-        prefix, marker = q.get("prefix", ""), q.get("marker", "")
-        max_keys = parse_max_keys(q.get("max-keys"))
-        buckets = await asyncio.to_thread(self.store.list_buckets)
-        if self.synthetic:  # they shadow a directory of the same name
-            buckets = sorted({**dict(buckets), **{name: ops.created for name, ops in self.synthetic.items()}}.items())
-        matching = [(name, created) for name, created in buckets if name.startswith(prefix) and name > marker]
-        truncated = 0 < max_keys < len(matching)
-        return _xml(xmlbody.list_buckets(matching[:max_keys], self.region, prefix=prefix, marker=marker,
-                                         max_keys=max_keys, truncated=truncated))
-
-    async def put_bucket(self, call: Call) -> web.StreamResponse:
-        assert call.bucket is not None
-        created = await asyncio.to_thread(self.store.create_bucket, call.bucket)
-        if not created:
-            raise OSSError(409, "BucketAlreadyExists", "The requested bucket name is not available.",
-                           "0015-00000104", {"BucketName": call.bucket})
-        return web.Response(status=200, headers={"Location": f"/{call.bucket}"})
-
-    async def get_bucket_info(self, call: Call) -> web.StreamResponse:
-        assert call.bucket is not None
-        await asyncio.to_thread(self.store.require_bucket, call.bucket)
-        created = await asyncio.to_thread(self.store.bucket_created, call.bucket)
-        return _xml(xmlbody.bucket_info(call.bucket, created, self.region))
-
-    async def get_bucket_location(self, call: Call) -> web.StreamResponse:
-        assert call.bucket is not None
-        await asyncio.to_thread(self.store.require_bucket, call.bucket)
-        return _xml(xmlbody.bucket_location(self.region))
-
-    def _encoding(self, call: Call) -> str:
-        encoding = call.query.get("encoding-type", "")
-        if encoding not in ("", "url"):
-            raise OSSError.invalid_argument("encoding-type must be url.", ArgumentName="encoding-type")
-        return encoding
-
-    async def list_objects_v1(self, call: Call) -> web.StreamResponse:
-        assert call.bucket is not None
-        q = call.query
-        prefix, marker, delimiter = q.get("prefix", ""), q.get("marker", ""), q.get("delimiter", "")
-        max_keys, encoding = parse_max_keys(q.get("max-keys")), self._encoding(call)
-        page = await self._list_page(call.bucket, prefix=prefix, delimiter=delimiter, start_after=marker,
-                                     max_keys=max_keys)
-        return _xml(xmlbody.list_objects_v1(call.bucket, page, prefix=prefix, marker=marker,
-                                            max_keys=max_keys, delimiter=delimiter, encoding_type=encoding))
-
-    async def list_objects_v2(self, call: Call) -> web.StreamResponse:
-        assert call.bucket is not None
-        q = call.query
-        prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
-        token, start_after = q.get("continuation-token", ""), q.get("start-after", "")
-        max_keys, encoding = parse_max_keys(q.get("max-keys")), self._encoding(call)
-        resume_after = max(decode_token(token), start_after) if token else start_after
-        page = await self._list_page(call.bucket, prefix=prefix, delimiter=delimiter, start_after=resume_after,
-                                     max_keys=max_keys)
-        return _xml(xmlbody.list_objects_v2(
-            call.bucket, page, prefix=prefix, start_after=start_after, continuation_token=token,
-            max_keys=max_keys, delimiter=delimiter, encoding_type=encoding,
-            fetch_owner=q.get("fetch-owner", "").lower() == "true"))
-
-    async def _list_page(self, bucket: str, **query) -> ListPage:
-        return await asyncio.to_thread(list_page, self.store, bucket, **query)
-
-    async def delete_multiple(self, call: Call) -> web.StreamResponse:
-        """DeleteMultipleObjects. The body (the key list) is not signed but Content-MD5 is, so OSS
-        requires Content-MD5 here and deletes nothing unless the body matches it; so does this server."""
-        assert call.bucket is not None
-        expected_md5 = parse_content_md5(call.header("Content-MD5"))
-        if expected_md5 is None:
-            raise OSSError(400, "MissingArgument", "Missing Some Required Arguments: Content-MD5.",
-                           "0016-00000606", {"ArgumentName": "Content-MD5"})
-        encoding = self._encoding(call)
-        await asyncio.to_thread(self.store.require_bucket, call.bucket)
-        body = await call.read_body(MAX_DELETE_BODY)
-        if hashlib.md5(body).digest() != expected_md5:
-            raise OSSError(400, "InvalidDigest", "The Content-MD5 you specified did not match what we received.",
-                           "0017-00000503")
-        keys, quiet = _parse_delete_body(body)
-        deleted = []
-        for key in keys:
-            await asyncio.to_thread(self.store.delete, call.bucket, key)
-            deleted.append(key)
-        return _xml(xmlbody.delete_result([] if quiet else deleted, encoding))
 
     # -- objects ----------------------------------------------------------------------------
     async def put_object(self, call: Call) -> web.StreamResponse:
@@ -410,8 +307,6 @@ _RESPONSE_OVERRIDES = {
     "response-content-encoding": "Content-Encoding",
 }
 _GET_OBJECT_PARAMS = frozenset(_RESPONSE_OVERRIDES)
-#: ListBuckets' parameters (https://www.alibabacloud.com/help/en/oss/developer-reference/listbuckets).
-_LIST_BUCKETS_PARAMS = frozenset({"prefix", "marker", "max-keys", "resource-group-id"})
 #: What a header value cannot hold: CR/LF (a second header, or a body, smuggled in), other
 #: control characters but tab, and lone surrogates (bytes that were not UTF-8).
 _NOT_HEADER_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
@@ -429,35 +324,3 @@ def _response_overrides(query: Mapping[str, str]) -> dict[str, str]:
         if value:
             headers[header] = value
     return headers
-
-
-def _parse_delete_body(body: bytes) -> tuple[list[str], bool]:
-    """``<Delete><Quiet>…</Quiet><Object><Key>…</Key></Object>…</Delete>`` → (keys, quiet).
-
-    Parsed incrementally, counting elements as they open: past what 1,000 keys need, parsing
-    stops, so the tree never grows beyond a valid request's.
-    """
-    too_many = OSSError(400, "MalformedXML", f"A delete request names 1 to {_MAX_DELETE_KEYS} keys.")
-    parser = ElementTree.XMLPullParser(events=("start",))
-    root: ElementTree.Element | None = None
-    elements = 0
-    step = 64 * 1024
-    try:
-        for piece in chain((body[at:at + step] for at in range(0, len(body), step)), [None]):
-            if piece is None:
-                parser.close()  # raises ParseError for an unfinished document
-            else:
-                parser.feed(piece)
-            for _event, element in parser.read_events():
-                root = element if root is None else root
-                elements += 1
-                if elements > _MAX_DELETE_ELEMENTS:
-                    raise too_many
-    except (ElementTree.ParseError, LookupError, ValueError):  # LookupError: an unknown declared encoding
-        raise OSSError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
-    if root is None or root.tag != "Delete":
-        raise OSSError(400, "MalformedXML", "The XML root must be <Delete>.")
-    keys = [obj.findtext("Key") or "" for obj in root.findall("Object")]
-    if not keys or len(keys) > _MAX_DELETE_KEYS:
-        raise too_many
-    return keys, (root.findtext("Quiet") or "").strip().lower() == "true"
