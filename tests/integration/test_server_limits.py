@@ -102,7 +102,7 @@ def test_unsupported_process_strings(server, good_key: str, process: str, status
     "/leading-slash.jpg",
     "a/./b.jpg",
     "a//b.jpg",
-    "ctl\x01char.jpg",
+    "nul\x00char.jpg",
     ".picscore/meta/x.json",
     "x" * 1024,
 ])

@@ -298,7 +298,8 @@ def create_app(config: ServerConfig, scorer: Scorer | None = None) -> web.Applic
     server = _Server(config, scorer)
     app = web.Application(client_max_size=0)
     app[_STATE_KEY] = server
-    app.router.add_route("*", "/{tail:.*}", server.handle, expect_handler=_expect)
+    # [\s\S], not ".": a key may hold a newline (OSS accepts it), and "." stops at one
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", server.handle, expect_handler=_expect)
 
     async def on_startup(_: web.Application) -> None:
         if isinstance(scorer, ProcessPoolScorer):

@@ -176,4 +176,4 @@ def _is_listable_name(name: str) -> bool:
         name.encode("utf-8")
     except UnicodeEncodeError:  # not UTF-8 on disk: cannot be an OSS key
         return False
-    return not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
+    return "\x00" not in name  # control characters are fine in OSS keys (listed with encoding-type=url)

@@ -26,7 +26,7 @@ FIFOs, sockets and devices are neither listed nor opened. A symbolic link is fol
 it resolves to a regular file inside the bucket and outside ``.picscore`` — a link that leads
 out of the bucket is neither listed nor readable, and no PUT or DELETE goes through it (409 /
 no-op). Links to directories are not descended by listings (they could form cycles), and
-names OSS cannot have as keys (control characters, not UTF-8) are not listed.
+names OSS cannot have as keys (not UTF-8) are not listed.
 
 Listing — the keys of a directory tree in OSS order — is the job of
 :mod:`worker.server.key_walk`; this module stores, reads and deletes objects.
@@ -73,6 +73,8 @@ class ObjectMeta:
     #: Fields added later default, so metadata files written before them still load.
     storage_class: str = "Standard"
     tags: dict[str, str] = field(default_factory=dict)
+    #: Standard HTTP and encryption headers kept as given (:func:`.object_attrs.standard_headers`).
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def last_modified(self) -> float:
@@ -143,7 +145,7 @@ class PendingWrite:
     def commit(self, content_type: str | None, user_meta: dict[str, str],
                content_md5: bytes | None = None, forbid_overwrite: bool = False, *,
                storage_class: str = "Standard", tags: dict[str, str] | None = None,
-               etag: str | None = None) -> ObjectMeta:
+               etag: str | None = None, headers: dict[str, str] | None = None) -> ObjectMeta:
         """fsync, check the client's Content-MD5, then rename into place. Blocking: run in a thread.
         ``etag`` replaces the MD5 ETag (a multipart upload's ``"<MD5 of part MD5s>-N"``)."""
         try:
@@ -158,7 +160,8 @@ class PendingWrite:
             os.fsync(self._file.fileno())
             self._file.close()
             return self._store._publish(self, content_type, user_meta, forbid_overwrite,
-                                        storage_class=storage_class, tags=dict(tags or {}), etag=etag)
+                                        storage_class=storage_class, tags=dict(tags or {}), etag=etag,
+                                        headers=dict(headers or {}))
         finally:
             self.abort()
 
@@ -263,7 +266,7 @@ class LocalStore:
 
     def _publish(self, pending: PendingWrite, content_type: str | None, user_meta: dict[str, str],
                  forbid_overwrite: bool, *, storage_class: str, tags: dict[str, str],
-                 etag: str | None = None) -> ObjectMeta:
+                 etag: str | None = None, headers: dict[str, str] | None = None) -> ObjectMeta:
         bucket, key = pending.bucket, pending.key
         data_path = self._data_path(bucket, key)
         with self._tree_lock:
@@ -280,7 +283,8 @@ class LocalStore:
                 st = os.stat(pending._tmp_path)
             meta = ObjectMeta(size=pending.digest.size, etag=etag or pending.digest.etag, crc64=pending.digest.crc64,
                               content_type=content_type or _guess_type(key), mtime_ns=st.st_mtime_ns,
-                              ino=st.st_ino, user_meta=user_meta, storage_class=storage_class, tags=tags)
+                              ino=st.st_ino, user_meta=user_meta, storage_class=storage_class, tags=tags,
+                              headers=headers or {})
             self._write_meta(bucket, key, meta)
             if not key.endswith("/"):
                 os.replace(pending._tmp_path, data_path)
@@ -370,7 +374,7 @@ class LocalStore:
                            content_type=meta.content_type if meta else _guess_type(key),
                            mtime_ns=st.st_mtime_ns, ino=st.st_ino, user_meta=meta.user_meta if meta else {},
                            storage_class=meta.storage_class if meta else "Standard",
-                           tags=meta.tags if meta else {})
+                           tags=meta.tags if meta else {}, headers=meta.headers if meta else {})
         if digest.size == st.st_size:
             # cache for the next reader; a read-only root simply recomputes each time
             with contextlib.suppress(OSError):
