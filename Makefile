@@ -10,8 +10,10 @@ FINETUNED ?=
 TRAIN_ARGS ?=
 # Extra options for `make finetune`, e.g. "--whole-side 320 --ema 0.998".
 FINETUNE_ARGS ?=
+# A checkout of github.com/aliyun/alibabacloud-oss-python-sdk-v2 for `make conformance` (nothing is fetched).
+SDK_V2 ?=
 
-.PHONY: install test-deps run serve test test-fast bench bench-actions bench-thumbnails bench-report report-screenshot bench-throttle bench-soak bench-quality train train-holdout finetune image lint clean
+.PHONY: install test-deps run serve test test-fast bench bench-actions bench-thumbnails bench-report report-screenshot bench-throttle bench-soak bench-quality train train-holdout finetune image lint conformance clean
 
 install: $(VENV)/.installed
 
@@ -108,6 +110,11 @@ bench-quality: install
 ## The container image (deploy/Dockerfile; needs Docker with BuildKit).
 image:
 	docker build -f deploy/Dockerfile -t picscore:$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) .
+
+## The official Python SDK v2's own integration suite against a fresh picscore serve (SDK_V2: a checkout of
+## github.com/aliyun/alibabacloud-oss-python-sdk-v2; nothing is fetched): passes over in-scope tests.
+conformance: install
+	$(BIN)/python tests/conformance/run_sdk_v2.py --sdk "$(SDK_V2)"
 
 lint: install
 	$(BIN)/ruff check worker tests benchmarks deploy

@@ -77,6 +77,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--header-timeout", default="20s", metavar="DURATION",
                    help="close a connection that has not sent complete request headers this long after it "
                    "opened (default 20s): silent or trickling clients cannot hold sockets")
+    p.add_argument("--restore-delay", default="1s", metavar="DURATION",
+                   help="how long RestoreObject takes to restore an Archive/ColdArchive/DeepColdArchive object "
+                   "(default 1s; 0 restores at once)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--event-loop", default="auto", choices=eventloop.EVENT_LOOPS,
                    help="auto (uvloop where installed), uvloop or asyncio (default auto)")
@@ -99,6 +102,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         keepalive = _positive_duration("--keepalive-timeout", args.keepalive_timeout)
         header = _positive_duration("--header-timeout", args.header_timeout)
         send = _positive_duration("--send-timeout", args.send_timeout)
+        restore_delay = parse_duration(args.restore_delay)
+        if restore_delay < 0:
+            raise ValueError(f"--restore-delay must not be negative, not {args.restore_delay!r}")
         synthetic = dict(parse_synthetic_spec(spec) for spec in args.synthetic_bucket)
     except (CredentialsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -110,7 +116,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                           service_host=args.service_host or None, region=args.region,
                           workers=args.workers, backlog=args.backlog, faults=faults,
                           fake_score_latency_s=fake, synthetic_buckets=synthetic, quality_model=quality_model,
-                          keepalive_timeout_s=keepalive, header_timeout_s=header, send_timeout_s=send)
+                          keepalive_timeout_s=keepalive, header_timeout_s=header, send_timeout_s=send,
+                          restore_delay_s=restore_delay)
 
     def announce(host: str, port: int) -> None:
         print(f"picscore serve: listening on http://{host}:{port} (root {root.resolve()}, quality model "

@@ -33,6 +33,7 @@ from ..errors import UsageError
 from ..oss.score_contract import PROCESS_PARAMETER
 from ..quality.model import DEFAULT_LAYOUT
 from .auth import Authenticator
+from .bucket_admin import missing_bucket_error
 from .call import Call, Handler, write_body
 from .errors import OSSError, encode_err_header, render_error_xml
 from .faults import FaultSpec
@@ -84,6 +85,8 @@ class ServerConfig:
     #: Seconds a response write may wait for a client that reads nothing; then the connection is
     #: closed. 0 or None waits for ever.
     send_timeout_s: float | None = 60.0
+    #: ``--restore-delay``: seconds a RestoreObject takes to complete (:mod:`.restore_object`).
+    restore_delay_s: float = 1.0
 
     def __repr__(self) -> str:  # credentials stay out of any log line
         return f"ServerConfig(root={str(self.root)!r}, host={self.host!r}, port={self.port})"
@@ -102,7 +105,7 @@ class _Server:
         self.store = LocalStore(config.root)
         self.auth = Authenticator(config.credentials, service_host=config.service_host)
         synthetic = synthetic_operations(config.synthetic_buckets, scorer, config.region)
-        self.operations = Operations(self.store, scorer, config.region, synthetic)
+        self.operations = Operations(self.store, scorer, config.region, synthetic, config.restore_delay_s)
         self.scorer = scorer
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -131,7 +134,13 @@ class _Server:
     def _authenticate(self, request: web.Request, request_id: str, received: float) -> Call:
         raw_path, _, raw_query = request.raw_path.partition("?")
         wire = WireRequest(request.method, raw_path, raw_query, request.headers)
-        result = self.auth.authenticate(wire)
+        try:
+            result = self.auth.authenticate(wire)
+        except OSSError as err:  # OSS answers NoSuchBucket before it looks at who signed
+            if err.status == 403 and (missing := missing_bucket_error(
+                    self.store, self.operations.synthetic, wire, self.config.service_host)) is not None:
+                raise missing from None
+            raise
         query: dict[str, str] = {}
         for name, value in result.query:
             query.setdefault(name, value)
@@ -181,7 +190,7 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
 
 def _error_response(request: web.BaseRequest, request_id: str, err: OSSError) -> web.Response:
     xml = render_error_xml(err, request_id, request.headers.get("Host", ""))
-    headers = {"x-oss-request-id": request_id, "Server": "AliyunOSS"}
+    headers = {**err.headers, "x-oss-request-id": request_id, "Server": "AliyunOSS"}
     if err.ec:
         headers["x-oss-ec"] = err.ec
     if request.method == "HEAD":
@@ -322,7 +331,9 @@ async def serve(config: ServerConfig, on_ready: Callable[[str, int], None] | Non
     """
     _raise_open_files_limit()
     loop = asyncio.get_running_loop()
-    options = {"access_log": None, "keepalive_timeout": config.keepalive_timeout_s,
+    # auto_decompress off: a body is an object's bytes as sent, whatever its Content-Encoding says
+    # (OSS stores gzip bytes as gzip; aiohttp would inflate them, or fail on a mislabelled body).
+    options = {"access_log": None, "keepalive_timeout": config.keepalive_timeout_s, "auto_decompress": False,
                "max_line_size": _MAX_LINE_BYTES, "max_field_size": _MAX_LINE_BYTES, "max_headers": _MAX_HEADERS}
     runner = web.AppRunner(create_app(config), handle_signals=False, shutdown_timeout=5.0, **options)
 

@@ -1,5 +1,6 @@
 """The service and bucket operations of :class:`~worker.server.handlers.Operations`: ListBuckets,
-PutBucket, GetBucketInfo, GetBucketLocation, ListObjects (V1 and V2) and DeleteMultipleObjects.
+PutBucket, DeleteBucket, GetBucketInfo, GetBucketStat, GetBucketLocation, ListObjects (V1 and V2)
+and DeleteMultipleObjects (bucket settings, statistics and deletion: :mod:`worker.server.bucket_admin`).
 
 A mixin rather than functions because they share the operations' store, region and synthetic
 buckets; split from :mod:`worker.server.handlers` to keep each module one screenful of topics.
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from itertools import chain
 from xml.etree import ElementTree
 
 from aiohttp import web
 
-from . import xmlbody
+from . import bucket_admin, xmlbody
 from .call import Call
 from .checksums import parse_content_md5
 from .errors import OSSError
@@ -44,7 +46,7 @@ _xml = xml_response
 
 class BucketHandlers:
     """Service and bucket operations; the class that mixes them in provides ``store``,
-    ``region`` and ``synthetic``."""
+    ``region``, ``synthetic`` and ``multipart``."""
 
     async def list_buckets(self, call: Call) -> web.StreamResponse:
         """ListBuckets with ``prefix``, ``marker`` and ``max-keys`` (default 100), paged like
@@ -57,13 +59,18 @@ class BucketHandlers:
             buckets = sorted({**dict(buckets), **{name: ops.created for name, ops in self.synthetic.items()}}.items())
         matching = [(name, created) for name, created in buckets if name.startswith(prefix) and name > marker]
         truncated = 0 < max_keys < len(matching)
-        return _xml(xmlbody.list_buckets(matching[:max_keys], self.region, prefix=prefix, marker=marker,
-                                         max_keys=max_keys, truncated=truncated))
+        page = matching[:max_keys]
+        classes = await asyncio.to_thread(
+            lambda: {name: bucket_admin.default_storage_class(self.store, name) for name, _ in page
+                     if name not in self.synthetic})
+        return _xml(xmlbody.list_buckets(page, self.region, prefix=prefix, marker=marker,
+                                         max_keys=max_keys, truncated=truncated, classes=classes))
 
     async def put_bucket(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None
-        created = await asyncio.to_thread(self.store.create_bucket, call.bucket)
-        if not created:
+        settings = bucket_admin.parse_create_configuration(await call.read_body(bucket_admin.MAX_CREATE_BODY))
+        created = await asyncio.to_thread(lambda: self.store.create_bucket(call.bucket, **settings))
+        if not created:  # also when it is ours: OSS answers 409 then too (PutBucket "Error codes")
             raise OSSError(409, "BucketAlreadyExists", "The requested bucket name is not available.",
                            "0015-00000104", {"BucketName": call.bucket})
         return web.Response(status=200, headers={"Location": f"/{call.bucket}"})
@@ -72,7 +79,19 @@ class BucketHandlers:
         assert call.bucket is not None
         await asyncio.to_thread(self.store.require_bucket, call.bucket)
         created = await asyncio.to_thread(self.store.bucket_created, call.bucket)
-        return _xml(xmlbody.bucket_info(call.bucket, created, self.region))
+        settings = await asyncio.to_thread(bucket_admin.bucket_settings, self.store, call.bucket)
+        return _xml(xmlbody.bucket_info(call.bucket, created, self.region, storage_class=settings["StorageClass"],
+                                        redundancy=settings["DataRedundancyType"]))
+
+    async def delete_bucket(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None
+        await asyncio.to_thread(bucket_admin.delete_bucket, self.store, self.multipart.uploads, call.bucket)
+        return web.Response(status=204)
+
+    async def get_bucket_stat(self, call: Call) -> web.StreamResponse:
+        assert call.bucket is not None
+        stat = await asyncio.to_thread(bucket_admin.bucket_stat, self.store, self.multipart.uploads, call.bucket)
+        return _xml(xmlbody.render(("BucketStat", list(stat.items()))))
 
     async def get_bucket_location(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None
@@ -141,6 +160,7 @@ def _parse_delete_body(body: bytes) -> tuple[list[str], bool]:
     stops, so the tree never grows beyond a valid request's.
     """
     too_many = OSSError(400, "MalformedXML", f"A delete request names 1 to {_MAX_DELETE_KEYS} keys.")
+    body, controls = _shield_control_references(body)
     parser = ElementTree.XMLPullParser(events=("start",))
     root: ElementTree.Element | None = None
     elements = 0
@@ -161,6 +181,30 @@ def _parse_delete_body(body: bytes) -> tuple[list[str], bool]:
     if root is None or root.tag != "Delete":
         raise OSSError(400, "MalformedXML", "The XML root must be <Delete>.")
     keys = [obj.findtext("Key") or "" for obj in root.findall("Object")]
+    if controls:
+        keys = [key.translate(_FROM_SHIELD) for key in keys]
     if not keys or len(keys) > _MAX_DELETE_KEYS:
         raise too_many
     return keys, (root.findtext("Quiet") or "").strip().lower() == "true"
+
+
+#: ``&#1;`` … ``&#31;`` (but tab, newline and carriage return) and their hex forms: references
+#: XML 1.0 forbids, which the SDKs write for keys holding control characters (alibabacloud-oss-v2's
+#: ``utils.escape_xml_value``) and OSS accepts. They are parsed as private-use characters
+#: U+E000 + n and turned back after parsing.
+_CONTROL_REFERENCE = re.compile(rb"&#(?:0*([0-9]{1,2})|[xX]0*([0-9a-fA-F]{1,2}));")
+_FROM_SHIELD = {0xE000 + n: n for n in range(0x20)}
+
+
+def _shield_control_references(body: bytes) -> tuple[bytes, bool]:
+    found = False
+
+    def shield(match: re.Match[bytes]) -> bytes:
+        nonlocal found
+        n = int(match[1]) if match[1] else int(match[2], 16)
+        if n >= 0x20 or n in (0x09, 0x0A, 0x0D):
+            return match[0]
+        found = True
+        return f"&#{0xE000 + n};".encode()
+
+    return (_CONTROL_REFERENCE.sub(shield, body) if b"&#" in body else body), found

@@ -14,8 +14,12 @@ Headers, as OSS defines them:
 * ``x-oss-copy-source-if-match`` / ``-if-unmodified-since`` failing → 412 PreconditionFailed;
   ``-if-none-match`` / ``-if-modified-since`` failing → 304 Not Modified
   (:mod:`worker.server.preconditions`);
-* ``x-oss-metadata-directive``: ``COPY`` (default) keeps the source's Content-Type and
-  ``x-oss-meta-*``; ``REPLACE`` takes them from this request; anything else → 400 InvalidArgument;
+* ``x-oss-metadata-directive``: ``COPY`` (default) keeps the source's Content-Type, standard
+  headers (Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires) and
+  ``x-oss-meta-*``; ``REPLACE`` takes them from this request (a request without Content-Type
+  keeps the source's, as the SDK's own suite expects of OSS); anything else → 400 InvalidArgument;
+* ``x-oss-server-side-encryption``: the copy's, from this request only; ``x-oss-object-acl``
+  other than ``default`` → 501 (:mod:`worker.server.object_attrs`);
 * ``x-oss-tagging-directive``: ``Copy`` (default) keeps the source's tags; ``Replace`` takes
   ``x-oss-tagging`` (none without it); anything else → 400 InvalidArgument;
 * ``x-oss-storage-class``: the copy's class; without it the copy is ``Standard``, the class of
@@ -39,7 +43,7 @@ from aiohttp import web
 from . import xmlbody
 from .call import Call
 from .errors import OSSError
-from .object_attrs import require_readable, user_metadata
+from .object_attrs import copied_headers, encryption_headers, require_readable, user_metadata
 from .object_attrs import storage_class as request_storage_class
 from .preconditions import COPY_SOURCE_HEADERS, precondition, precondition_failed
 from .storage import LocalStore, ObjectHandle, ObjectMeta, PendingWrite
@@ -102,10 +106,12 @@ async def copy_object(call: Call, store: LocalStore) -> web.StreamResponse:
             raise precondition_failed()
         if status == 304:
             return web.Response(status=304, headers={"ETag": source.etag})
+        headers = copied_headers(call, source.headers, replace_meta)
         pending = await asyncio.to_thread(store.begin_put, call.bucket, call.key)
         meta = await asyncio.to_thread(
             _copy, handle, pending,
-            content_type=(call.header("Content-Type") or None) if replace_meta else source.content_type,
+            content_type=(call.header("Content-Type") or source.content_type) if replace_meta else source.content_type,
+            headers=headers,
             user_meta=new_user_meta if new_user_meta is not None else dict(source.user_meta),
             tags=new_tags if new_tags is not None else dict(source.tags),
             storage_class=new_class, forbid_overwrite=forbid_overwrite)
@@ -115,11 +121,11 @@ async def copy_object(call: Call, store: LocalStore) -> web.StreamResponse:
         body=xmlbody.render(("CopyObjectResult", [("ETag", meta.etag),
                                                   ("LastModified", xmlbody.iso8601(meta.last_modified))])),
         content_type="application/xml",
-        headers={"ETag": meta.etag, "x-oss-hash-crc64ecma": meta.crc64})
+        headers={"ETag": meta.etag, "x-oss-hash-crc64ecma": meta.crc64, **encryption_headers(meta.headers)})
 
 
 def _copy(handle: ObjectHandle, pending: PendingWrite, *, content_type: str | None, user_meta: dict[str, str],
-          tags: dict[str, str], storage_class: str, forbid_overwrite: bool) -> ObjectMeta:
+          tags: dict[str, str], storage_class: str, forbid_overwrite: bool, headers: dict[str, str]) -> ObjectMeta:
     """Stream the source's bytes into ``pending`` and publish them. Blocking: run in a thread."""
     try:
         for chunk in handle.iter_chunks():
@@ -131,4 +137,5 @@ def _copy(handle: ObjectHandle, pending: PendingWrite, *, content_type: str | No
     except BaseException:
         pending.abort()
         raise
-    return pending.commit(content_type, user_meta, None, forbid_overwrite, storage_class=storage_class, tags=tags)
+    return pending.commit(content_type, user_meta, None, forbid_overwrite, storage_class=storage_class, tags=tags,
+                          headers=headers)

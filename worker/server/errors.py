@@ -48,6 +48,8 @@ class OSSError(Exception):
     message: str
     ec: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: Response headers the error carries besides the usual ones (AppendObject's next position).
+    headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__(f"{self.status} {self.code}: {self.message}")

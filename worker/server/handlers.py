@@ -25,7 +25,8 @@ from ..oss.image_process_contract import ImageProcessSpec
 from ..oss.score_contract import MAX_SOURCE_BYTES, PROCESS_PARAMETER, SCORE_PROCESS, build_score_answer
 from ..oss.snapshot_contract import SnapshotSpec
 from ..video.snapshot import UNREADABLE_EC
-from . import copy_object, multipart, regions, tagging
+from . import copy_object, gzip_response, multipart, object_attrs, object_extras, regions, tagging
+from .bucket_admin import default_storage_class
 from .bucket_handlers import LIST_BUCKETS_PARAMS, BucketHandlers
 from .call import BucketOperations, Call, Handler, write_body
 from .checksums import parse_content_md5
@@ -35,6 +36,7 @@ from .oss_process import parse_process
 from .preconditions import precondition, precondition_failed, require_unchanged
 from .scoring_pool import Scorer
 from .storage import LocalStore, ObjectMeta
+from .symlinks import head_following, open_following, readable_path_following
 
 __all__ = ["Operations"]
 
@@ -71,19 +73,21 @@ class Operations(BucketHandlers):
     (the service and bucket ones are :class:`~worker.server.bucket_handlers.BucketHandlers`')."""
 
     def __init__(self, store: LocalStore, scorer: Scorer, region: str,
-                 synthetic: Mapping[str, BucketOperations] | None = None) -> None:
+                 synthetic: Mapping[str, BucketOperations] | None = None, restore_delay_s: float = 1.0) -> None:
         self.store = store
         self.scorer = scorer
         self.region = region
         #: Bucket name → the operations of a synthetic bucket (:mod:`worker.server.synthetic`).
         self.synthetic = dict(synthetic or {})
         self.multipart = multipart.Multipart(store)
+        #: AppendObject, symlinks, RestoreObject (:mod:`worker.server.object_extras`).
+        self.extras = object_extras.ObjectExtras(store, restore_delay_s)
 
     def pick(self, call: Call) -> Handler:
         """Route by method, addressing level and sub-resource (the OSS API's own dispatch)."""
         if call.bucket in self.synthetic:
             return self.synthetic[call.bucket].pick(call)
-        if (handler := self.multipart.pick(call)) is not None:
+        if (handler := self.multipart.pick(call) or self.extras.pick(call)) is not None:
             return handler
         method, q = call.request.method, call.query
         if call.bucket is None:
@@ -92,9 +96,11 @@ class Operations(BucketHandlers):
             if method == "GET" and not set(q) - LIST_BUCKETS_PARAMS:  # another service sub-resource: 501
                 return self.list_buckets
         elif not call.key:
-            if method == "PUT" and not q:
-                return self.put_bucket
+            if method in ("PUT", "DELETE") and not q:
+                return self.put_bucket if method == "PUT" else self.delete_bucket
             if method == "GET":
+                if "stat" in q:
+                    return self.get_bucket_stat
                 if "bucketInfo" in q:
                     return self.get_bucket_info
                 if "location" in q:
@@ -126,6 +132,8 @@ class Operations(BucketHandlers):
     async def not_implemented(self, call: Call) -> web.StreamResponse:
         what = " ".join(filter(None, [call.request.method, "/".join(filter(None, [call.bucket, call.key])),
                                       ",".join(sorted(call.query))]))
+        if call.bucket is not None:  # OSS looks the bucket up first: 404 on a missing one, whatever the operation
+            await asyncio.to_thread(self.store.require_bucket, call.bucket)
         raise OSSError(501, "NotImplemented", f"picscore serve does not implement this operation ({what[:200]}).")
 
     # -- objects ----------------------------------------------------------------------------
@@ -133,9 +141,10 @@ class Operations(BucketHandlers):
         assert call.bucket is not None and call.key is not None
         expected_md5 = parse_content_md5(call.header("Content-MD5"))
         user_meta = user_metadata(call)
-        klass, tags = storage_class(call), tagging.request_tags(call)
+        klass, tags = storage_class(call, default_storage_class(self.store, call.bucket)), tagging.request_tags(call)
         pending = await asyncio.to_thread(self.store.begin_put, call.bucket, call.key)
         try:
+            headers = object_attrs.standard_headers(call)  # after begin_put's bucket check, as OSS orders them
             async for chunk in call.request.content.iter_chunked(1 << 20):
                 pending.write(chunk)
         except BaseException:
@@ -144,17 +153,18 @@ class Operations(BucketHandlers):
         forbid_overwrite = call.header("x-oss-forbid-overwrite").lower() == "true"
         meta = await asyncio.to_thread(
             lambda: pending.commit(call.header("Content-Type") or None, user_meta, expected_md5, forbid_overwrite,
-                                   storage_class=klass, tags=tags))
+                                   storage_class=klass, tags=tags, headers=headers))
         return web.Response(status=200, headers={
             "ETag": meta.etag,
             "Content-MD5": base64.b64encode(pending.digest.md5_bytes).decode("ascii"),
             "x-oss-hash-crc64ecma": meta.crc64,
+            **object_attrs.encryption_headers(meta.headers),
         })
 
     async def get_object(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
         overrides = _response_overrides(call.query)
-        handle = await asyncio.to_thread(self.store.open, call.bucket, call.key)
+        handle = await asyncio.to_thread(open_following, self.store, call.bucket, call.key)
         try:
             meta = handle.meta
             require_readable(meta)
@@ -164,6 +174,8 @@ class Operations(BucketHandlers):
             headers = object_headers(meta)
             if status == 304:
                 return web.Response(status=304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
+            if gzip_response.should_gzip(call, meta, overrides):
+                return await gzip_response.send_gzipped(call, handle, headers | overrides)
             headers.update(overrides)
             byte_range = _parse_range(call.header("Range"), meta.size) if call.header("Range") else None
             if call.header("Range") and byte_range is None and call.header("x-oss-range-behavior") == "standard":
@@ -208,7 +220,7 @@ class Operations(BucketHandlers):
         return web.Response(status=200, headers=headers)
 
     async def _head(self, bucket: str, key: str) -> ObjectMeta:
-        return await asyncio.to_thread(self.store.head, bucket, key)
+        return await asyncio.to_thread(head_following, self.store, bucket, key)  # through a symlink
 
     async def copy_object(self, call: Call) -> web.StreamResponse:
         return await copy_object.copy_object(call, self.store)
@@ -277,7 +289,7 @@ class Operations(BucketHandlers):
                             headers={"Content-Type": image.content_type, "x-oss-process-status": "OK"})
 
     def _readable_path(self, bucket: str, key: str, call: Call) -> str:
-        meta, path = self.store.readable_path(bucket, key)
+        meta, path = readable_path_following(self.store, bucket, key)
         require_readable(meta)
         require_unchanged(call, meta)
         if path is None:  # a directory marker: no bytes, so no video
@@ -285,7 +297,7 @@ class Operations(BucketHandlers):
         return path
 
     async def _image_bytes(self, bucket: str, key: str, call: Call) -> bytes:
-        handle = await asyncio.to_thread(self.store.open, bucket, key)
+        handle = await asyncio.to_thread(open_following, self.store, bucket, key)
         try:
             require_readable(handle.meta)
             require_unchanged(call, handle.meta)

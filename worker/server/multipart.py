@@ -40,12 +40,13 @@ from xml.etree import ElementTree
 from aiohttp import web
 
 from . import xmlbody
+from .bucket_admin import default_storage_class
 from .call import Call, Handler
 from .checksums import parse_content_md5
 from .copy_object import COPY_SOURCE_HEADER, parse_copy_source
 from .errors import OSSError
 from .multipart_store import MAX_PART_NUMBER, MultipartStore, PartMeta, Upload
-from .object_attrs import require_readable, storage_class, user_metadata
+from .object_attrs import encryption_headers, require_readable, standard_headers, storage_class, user_metadata
 from .preconditions import COPY_SOURCE_HEADERS, precondition, precondition_failed
 from .storage import LocalStore, ObjectHandle
 from .tagging import request_tags
@@ -130,11 +131,12 @@ class Multipart:
         encoding, enc = _encoding(call)
         upload = await asyncio.to_thread(
             self.uploads.initiate, call.bucket, call.key, content_type=call.header("Content-Type") or None,
-            user_meta=user_metadata(call), storage_class=storage_class(call), tags=request_tags(call),
-            forbid_overwrite=call.header("x-oss-forbid-overwrite").lower() == "true")
+            user_meta=user_metadata(call), tags=request_tags(call),
+            storage_class=storage_class(call, default_storage_class(self.store, call.bucket)),
+            forbid_overwrite=call.header("x-oss-forbid-overwrite").lower() == "true", headers=standard_headers(call))
         return _xml(("InitiateMultipartUploadResult", [
             ("Bucket", call.bucket), ("Key", enc(call.key)), ("UploadId", upload.upload_id),
-            ("EncodingType", encoding or None)]))
+            ("EncodingType", encoding or None)]), encryption_headers(upload.headers))
 
     async def upload_part(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None
@@ -188,7 +190,8 @@ class Multipart:
         location = f"{call.request.scheme}://{call.request.host}{call.request.path}"
         return _xml(("CompleteMultipartUploadResult", [
             ("EncodingType", encoding or None), ("Location", location), ("Bucket", call.bucket),
-            ("Key", enc(call.key)), ("ETag", meta.etag)]), {"ETag": meta.etag, "x-oss-hash-crc64ecma": meta.crc64})
+            ("Key", enc(call.key)), ("ETag", meta.etag)]),
+            {"ETag": meta.etag, "x-oss-hash-crc64ecma": meta.crc64, **encryption_headers(meta.headers)})
 
     async def abort(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None and call.key is not None

@@ -99,6 +99,8 @@ class Upload:
     storage_class: str = "Standard"
     tags: dict[str, str] = field(default_factory=dict)
     forbid_overwrite: bool = False
+    #: Standard and encryption headers (:func:`worker.server.object_attrs.standard_headers`).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,8 @@ class MultipartStore:
 
     # -- one upload ---------------------------------------------------------------------------
     def initiate(self, bucket: str, key: str, *, content_type: str | None, user_meta: dict[str, str],
-                 storage_class: str, tags: dict[str, str], forbid_overwrite: bool) -> Upload:
+                 storage_class: str, tags: dict[str, str], forbid_overwrite: bool,
+                 headers: dict[str, str] | None = None) -> Upload:
         validate_key(key)
         if key.endswith("/"):
             raise OSSError.invalid_argument(
@@ -206,7 +209,7 @@ class MultipartStore:
         root.mkdir(parents=True, exist_ok=True)
         upload_id = f"{time.time_ns():016X}{secrets.token_hex(8).upper()}"
         upload = Upload(upload_id, key, time.time(), content_type, dict(user_meta), storage_class, dict(tags),
-                        forbid_overwrite)
+                        forbid_overwrite, dict(headers or {}))
         staging = root / f".new-{upload_id}"
         (staging / "parts").mkdir(parents=True)
         _write_json(staging / "upload.json", asdict(upload))
@@ -299,7 +302,8 @@ class MultipartStore:
                 raise
             meta = pending.commit(upload.content_type, upload.user_meta, None,
                                   forbid_overwrite or upload.forbid_overwrite, storage_class=upload.storage_class,
-                                  tags=upload.tags, etag=multipart_etag([bytes.fromhex(p.md5_hex) for p in parts]))
+                                  tags=upload.tags, etag=multipart_etag([bytes.fromhex(p.md5_hex) for p in parts]),
+                                  headers=upload.headers)
             with contextlib.suppress(OSSError):
                 self._discard(upload_dir, upload_id)
         return meta

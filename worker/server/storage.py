@@ -5,7 +5,7 @@ bucket as it stands::
 
     ROOT/<bucket>/<key>                       object bytes
     ROOT/<bucket>/.picscore/meta/<h:2>/<h>.json  ETag, CRC-64, Content-Type, user metadata,
-                                              storage class, tags;
+                                              storage class, tags, standard headers;
                                               h = sha256(key): no key's metadata file can
                                               collide with another's, whatever its length
     ROOT/<bucket>/.picscore/tmp/…             uploads in progress (same file system → atomic rename)
@@ -44,10 +44,10 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .checksums import ObjectDigest
 from .errors import OSSError
@@ -75,6 +75,13 @@ class ObjectMeta:
     tags: dict[str, str] = field(default_factory=dict)
     #: Standard HTTP and encryption headers kept as given (:func:`.object_attrs.standard_headers`).
     headers: dict[str, str] = field(default_factory=dict)
+    #: Normal, Appendable or Symlink (:mod:`.object_kinds`), and a symlink's target key.
+    object_type: str = "Normal"
+    symlink_target: str = ""
+    #: RestoreObject (:mod:`.restore_object`): when the restore completes, when the restored copy
+    #: expires (seconds since the epoch; 0 for an object never restored).
+    restore_ready: float = 0.0
+    restore_expiry: float = 0.0
 
     @property
     def last_modified(self) -> float:
@@ -137,6 +144,8 @@ class PendingWrite:
         self._tmp_path = tmp_path
         self._file: BinaryIO = open(tmp_path, "wb")
         self.digest = ObjectDigest()
+        #: Other :class:`ObjectMeta` fields the commit sets (object type, symlink target).
+        self.attrs: dict[str, Any] = {}
 
     def write(self, chunk: bytes) -> None:
         self._file.write(chunk)
@@ -213,8 +222,9 @@ class LocalStore:
         except (OSError, ValueError, KeyError):
             return (self.root / bucket).stat().st_mtime
 
-    def create_bucket(self, bucket: str) -> bool:
-        """Create the bucket; False when it already exists."""
+    def create_bucket(self, bucket: str, **settings: str) -> bool:
+        """Create the bucket, keeping ``settings`` (storage class, redundancy type) in its
+        ``bucket.json``; False when it already exists."""
         path = self.bucket_path(bucket)
         try:
             path.mkdir()
@@ -222,7 +232,7 @@ class LocalStore:
             return False
         reserved = path / RESERVED_DIR
         reserved.mkdir()
-        (reserved / "bucket.json").write_text(json.dumps({"created": time.time()}))
+        (reserved / "bucket.json").write_text(json.dumps({"created": time.time(), **settings}))
         return True
 
     # -- objects ----------------------------------------------------------------------------
@@ -284,7 +294,7 @@ class LocalStore:
             meta = ObjectMeta(size=pending.digest.size, etag=etag or pending.digest.etag, crc64=pending.digest.crc64,
                               content_type=content_type or _guess_type(key), mtime_ns=st.st_mtime_ns,
                               ino=st.st_ino, user_meta=user_meta, storage_class=storage_class, tags=tags,
-                              headers=headers or {})
+                              headers=headers or {}, **pending.attrs)
             self._write_meta(bucket, key, meta)
             if not key.endswith("/"):
                 os.replace(pending._tmp_path, data_path)
@@ -370,11 +380,9 @@ class LocalStore:
         file.seek(0)
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
-        fresh = ObjectMeta(size=digest.size, etag=digest.etag, crc64=digest.crc64,
-                           content_type=meta.content_type if meta else _guess_type(key),
-                           mtime_ns=st.st_mtime_ns, ino=st.st_ino, user_meta=meta.user_meta if meta else {},
-                           storage_class=meta.storage_class if meta else "Standard",
-                           tags=meta.tags if meta else {}, headers=meta.headers if meta else {})
+        # new digests for the bytes as they are; every other attribute is kept
+        fresh = replace(meta or ObjectMeta(0, "", "", _guess_type(key), 0, 0), size=digest.size, etag=digest.etag,
+                        crc64=digest.crc64, mtime_ns=st.st_mtime_ns, ino=st.st_ino)
         if digest.size == st.st_size:
             # cache for the next reader; a read-only root simply recomputes each time
             with contextlib.suppress(OSError):
@@ -389,6 +397,14 @@ class LocalStore:
         it back (the new object's metadata would be overwritten with the old one's)."""
         with self._tree_lock, self.open(bucket, key) as handle:
             meta = replace(handle.meta, tags=dict(tags))
+            self._write_meta(bucket, key, meta)
+        return meta
+
+    def update_meta(self, bucket: str, key: str, change: Callable[[ObjectMeta], ObjectMeta]) -> ObjectMeta:
+        """Rewrite an object's metadata, not its bytes, with ``change`` (which may raise to
+        refuse), under the tree lock as :meth:`set_tags`; 404 ``NoSuchKey`` when absent."""
+        with self._tree_lock, self.open(bucket, key) as handle:
+            meta = change(handle.meta)
             self._write_meta(bucket, key, meta)
         return meta
 

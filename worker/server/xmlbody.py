@@ -7,12 +7,13 @@ keeps characters XML 1.0 cannot carry out of the document).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 from .errors import xml_text
 from .listing import ListPage, encode_token
+from .object_kinds import object_type
 from .storage import ObjectMeta
 
 __all__ = [
@@ -64,7 +65,7 @@ def _contents(entries: Iterable[tuple[str, ObjectMeta]], enc, with_owner: bool) 
             ("Key", enc(key)),
             ("LastModified", iso8601(meta.last_modified)),
             ("ETag", meta.etag),
-            ("Type", "Normal"),
+            ("Type", object_type(meta)),
             ("Size", meta.size),
             ("StorageClass", meta.storage_class),
             _owner() if with_owner else ("Owner", None),
@@ -114,7 +115,7 @@ def list_objects_v2(bucket: str, page: ListPage, *, prefix: str, start_after: st
     ]))
 
 
-def _bucket_fields(name: str, created: float, region: str) -> list[Node]:
+def _bucket_fields(name: str, created: float, region: str, storage_class: str = "Standard") -> list[Node]:
     return [
         ("CreationDate", iso8601(created)),
         ("ExtranetEndpoint", f"oss-{region}.aliyuncs.com"),
@@ -122,12 +123,13 @@ def _bucket_fields(name: str, created: float, region: str) -> list[Node]:
         ("Location", f"oss-{region}"),
         ("Name", name),
         ("Region", region),
-        ("StorageClass", "Standard"),
+        ("StorageClass", storage_class),
     ]
 
 
 def list_buckets(buckets: Sequence[tuple[str, float]], region: str, *, prefix: str = "", marker: str = "",
-                 max_keys: int = 100, truncated: bool = False) -> bytes:
+                 max_keys: int = 100, truncated: bool = False, classes: Mapping[str, str] | None = None) -> bytes:
+    classes = classes or {}
     return render(("ListAllMyBucketsResult", [
         ("Prefix", prefix),
         ("Marker", marker),
@@ -135,18 +137,33 @@ def list_buckets(buckets: Sequence[tuple[str, float]], region: str, *, prefix: s
         ("IsTruncated", truncated),
         ("NextMarker", buckets[-1][0] if truncated and buckets else None),
         _owner(),
-        ("Buckets", [("Bucket", _bucket_fields(name, created, region)) for name, created in buckets]),
+        ("Buckets", [("Bucket", _bucket_fields(name, created, region, classes.get(name, "Standard")))
+                     for name, created in buckets]),
     ]))
 
 
-def bucket_info(name: str, created: float, region: str) -> bytes:
+def bucket_info(name: str, created: float, region: str, *, storage_class: str = "Standard",
+                redundancy: str = "LRS") -> bytes:
+    """GetBucketInfo: every field the SDKs parse. What the embedded server does not have (versioning,
+    encryption, logging, replication, acceleration) reads as OSS reports it when never configured;
+    Block Public Access is on, as OSS enables it for new buckets since October 2025
+    (https://www.alibabacloud.com/help/en/oss/developer-reference/putbucket); the resource group
+    is the default one, which OSS names ``rg-default-id``
+    (https://help.aliyun.com/document_detail/31968.htm)."""
     return render(("BucketInfo", [("Bucket", [
-        *_bucket_fields(name, created, region),
+        *_bucket_fields(name, created, region, storage_class),
         ("AccessMonitor", "Disabled"),
-        ("DataRedundancyType", "LRS"),
+        ("DataRedundancyType", redundancy),
         ("Versioning", None),
+        ("TransferAcceleration", "Disabled"),
+        ("CrossRegionReplication", "Disabled"),
+        ("ResourceGroupId", "rg-default-id"),
+        ("BlockPublicAccess", True),
+        ("Comment", ""),
         _owner(),
         ("AccessControlList", [("Grant", "private")]),
+        ("ServerSideEncryptionRule", [("SSEAlgorithm", "None")]),
+        ("BucketPolicy", [("LogBucket", ""), ("LogPrefix", "")]),
     ])]))
 
 
