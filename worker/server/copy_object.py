@@ -17,7 +17,9 @@ Headers, as OSS defines them:
 * ``x-oss-metadata-directive``: ``COPY`` (default) keeps the source's Content-Type, standard
   headers (Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires) and
   ``x-oss-meta-*``; ``REPLACE`` takes them from this request (a request without Content-Type
-  keeps the source's, as the SDK's own suite expects of OSS); anything else → 400 InvalidArgument;
+  keeps the source's, as the SDK's own suite expects of OSS), except the client-side encryption
+  metadata (``x-oss-meta-client-side-encryption-*``), which describes how the copied bytes are
+  encrypted and is always kept (the SDK's suite expects that too); anything else → 400 InvalidArgument;
 * ``x-oss-server-side-encryption``: the copy's, from this request only; ``x-oss-object-acl``
   other than ``default`` → 501 (:mod:`worker.server.object_attrs`);
 * ``x-oss-tagging-directive``: ``Copy`` (default) keeps the source's tags; ``Replace`` takes
@@ -112,7 +114,8 @@ async def copy_object(call: Call, store: LocalStore) -> web.StreamResponse:
             _copy, handle, pending,
             content_type=(call.header("Content-Type") or source.content_type) if replace_meta else source.content_type,
             headers=headers,
-            user_meta=new_user_meta if new_user_meta is not None else dict(source.user_meta),
+            user_meta=(_with_encryption_meta(new_user_meta, source.user_meta) if new_user_meta is not None
+                       else dict(source.user_meta)),
             tags=new_tags if new_tags is not None else dict(source.tags),
             storage_class=new_class, forbid_overwrite=forbid_overwrite)
     finally:
@@ -122,6 +125,16 @@ async def copy_object(call: Call, store: LocalStore) -> web.StreamResponse:
                                                   ("LastModified", xmlbody.iso8601(meta.last_modified))])),
         content_type="application/xml",
         headers={"ETag": meta.etag, "x-oss-hash-crc64ecma": meta.crc64, **encryption_headers(meta.headers)})
+
+
+#: User metadata that describes the bytes themselves (client-side encryption's wrapped key, IV
+#: and algorithms): a copy with new metadata keeps it, or the copy could never be decrypted.
+_ENCRYPTION_META_PREFIX = "client-side-encryption-"
+
+
+def _with_encryption_meta(requested: dict[str, str], source: dict[str, str]) -> dict[str, str]:
+    kept = {name: value for name, value in source.items() if name.startswith(_ENCRYPTION_META_PREFIX)}
+    return {**{k: v for k, v in requested.items() if not k.startswith(_ENCRYPTION_META_PREFIX)}, **kept}
 
 
 def _copy(handle: ObjectHandle, pending: PendingWrite, *, content_type: str | None, user_meta: dict[str, str],

@@ -130,7 +130,10 @@ class Multipart:
         assert call.bucket is not None and call.key is not None
         encoding, enc = _encoding(call)
         upload = await asyncio.to_thread(
-            self.uploads.initiate, call.bucket, call.key, content_type=call.header("Content-Type") or None,
+            # Without a Content-Type the object is application/octet-stream, not a type guessed from its
+            # name as PutObject's is (the official Python SDK v2's integration suite checks this)
+            self.uploads.initiate, call.bucket, call.key,
+            content_type=call.header("Content-Type") or "application/octet-stream",
             user_meta=user_metadata(call), tags=request_tags(call),
             storage_class=storage_class(call, default_storage_class(self.store, call.bucket)),
             forbid_overwrite=call.header("x-oss-forbid-overwrite").lower() == "true", headers=standard_headers(call))
