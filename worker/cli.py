@@ -55,7 +55,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--credentials", type=Path, help="file of ACCESS_KEY_ID:SECRET lines")
     p.add_argument("--service-host", default="oss-test.localhost",
                    help="virtual-hosted style: <bucket>.<service-host> addresses a bucket")
-    p.add_argument("--region", default="cn-hangzhou", help="region reported in bucket info")
+    p.add_argument("--region", default="cn-hangzhou",
+                   help="the server's region: reported in bucket info, and V4 signatures must be scoped to it, as on "
+                   "OSS (default cn-hangzhou)")
+    p.add_argument("--any-signing-region", action="store_true",
+                   help="accept V4 signatures scoped to any region (or none), not only --region")
     p.add_argument("--workers", type=int, help="scoring processes (default: CPU count)")
     p.add_argument("--backlog", type=int,
                    help="images allowed to wait for a scoring process before 503 CpuLimitExceeded "
@@ -114,6 +118,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, secrets=list(credentials.values()))
     config = ServerConfig(root=root, credentials=credentials, host=args.host, port=args.port,
                           service_host=args.service_host or None, region=args.region,
+                          strict_signing_region=not args.any_signing_region,
                           workers=args.workers, backlog=args.backlog, faults=faults,
                           fake_score_latency_s=fake, synthetic_buckets=synthetic, quality_model=quality_model,
                           keepalive_timeout_s=keepalive, header_timeout_s=header, send_timeout_s=send,

@@ -68,6 +68,9 @@ class ServerConfig:
     port: int = 9000
     service_host: str | None = "oss-test.localhost"
     region: str = "cn-hangzhou"
+    #: V4 signatures must be scoped to ``region``, as on OSS (400 InvalidArgument "Invalid signing
+    #: region"); ``--any-signing-region`` (False here) accepts any scope region, even an empty one.
+    strict_signing_region: bool = True
     workers: int | None = None
     backlog: int | None = None
     faults: FaultSpec = field(default_factory=FaultSpec)
@@ -103,7 +106,8 @@ class _Server:
     def __init__(self, config: ServerConfig, scorer: Scorer) -> None:
         self.config = config
         self.store = LocalStore(config.root)
-        self.auth = Authenticator(config.credentials, service_host=config.service_host)
+        self.auth = Authenticator(config.credentials, service_host=config.service_host,
+                                  signing_region=config.region if config.strict_signing_region else None)
         synthetic = synthetic_operations(config.synthetic_buckets, scorer, config.region)
         self.operations = Operations(self.store, scorer, config.region, synthetic, config.restore_delay_s)
         self.scorer = scorer

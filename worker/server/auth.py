@@ -97,7 +97,7 @@ class Authenticator:
     ``credentials`` maps AccessKeyId to secret. ``service_host`` (no port) enables
     virtual-hosted addressing as ``<bucket>.<service_host>``; ``cnames`` maps custom host names
     to buckets (checked before any other Host rule). ``clock`` is injectable so the 2026
-    captures verify in tests.
+    captures verify in tests. ``signing_region``: V4 scopes must name it (None: any region).
     """
 
     def __init__(
@@ -108,8 +108,10 @@ class Authenticator:
         cnames: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         max_skew_s: int = 900,
+        signing_region: str | None = None,
     ) -> None:
         self._secrets = dict(credentials)
+        self._signing_region = signing_region
         self._service_host = service_host.lower() if service_host else None
         self._cnames = {host.lower(): bucket for host, bucket in (cnames or {}).items()}
         self._clock = clock
@@ -140,6 +142,7 @@ class Authenticator:
                 "The OSS Access Key Id you provided does not exist in our records.",
                 extra={"OSSAccessKeyId": claim.access_key_id},
             )
+        self._check_region(claim)
         self._check_time(claim)
         address = _matching_address(claim, secret, req, params, candidates)
         return AuthResult(
@@ -149,6 +152,15 @@ class Authenticator:
             query=[(p.name, p.value) for p in params if p.name not in claim.auth_params],
             scheme=claim.scheme,
         )
+
+    def _check_region(self, claim: _Claim) -> None:
+        """With a ``signing_region``, a V4 signature scoped to another region (or none) is refused
+        as OSS refuses it: 400 InvalidArgument, EC 0002-00000226 (OSS's own error page:
+        https://help.aliyun.com/zh/oss/support/0002-00000226). V1 signatures carry no region."""
+        scope = getattr(claim, "scope", None)
+        if self._signing_region is None or scope is None or scope.region == self._signing_region:
+            return
+        raise OSSError(400, "InvalidArgument", "Invalid signing region in Authorization header.", "0002-00000226")
 
     def _check_time(self, claim: _Claim) -> None:
         """Presigned URLs must not have expired (V4: ``x-oss-date`` + ``x-oss-expires``; V1:
