@@ -16,25 +16,13 @@ from pathlib import Path
 import alibabacloud_oss_v2 as oss
 import pytest
 
-from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+from tests.conftest import BUCKET
 from worker.server.launch import ServerProcess
 
 from .helpers import http_request, unique_bucket
-from .test_server_copy_tagging import v2_client
+from .sdk_clients import v2_client
 
 KB64 = 64 * 1024
-
-
-def _client(server: ServerProcess, variant: str = "v4", key_id: str = ACCESS_KEY_ID,
-            secret: str = ACCESS_KEY_SECRET) -> oss.Client:
-    cfg = oss.config.load_default()
-    cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(key_id, secret)
-    cfg.region = "cn-hangzhou"
-    cfg.endpoint = server.url
-    cfg.retryer = oss.retry.NopRetryer()
-    if variant == "v1":
-        cfg.signature_version = "v1"
-    return oss.Client(cfg)
 
 
 @pytest.fixture(params=["v4", "v1"])
@@ -239,7 +227,7 @@ def test_default_bucket_info(client: oss.Client) -> None:
 def test_bad_create_configuration_creates_nothing(server: ServerProcess, server_root: Path, body: bytes,
                                                   code: str) -> None:
     name = unique_bucket("bad-config")
-    client = _client(server)
+    client = v2_client(server)
     err = _service_error(lambda: client.invoke_operation(oss.OperationInput(
         op_name="PutBucket", method="PUT", bucket=name, body=body)))
     assert (err.status_code, err.code) == (400, code)
@@ -261,8 +249,8 @@ def test_recreating_an_owned_bucket_is_409_and_keeps_it(client: oss.Client) -> N
 
 @pytest.mark.parametrize("variant", ["v4", "v1"])
 def test_missing_bucket_is_404_before_the_key_is_checked(server: ServerProcess, variant: str) -> None:
-    bad_key = _client(server, variant, key_id="LTAI5tNOSUCHKEY0000")
-    bad_secret = _client(server, variant, secret="not-the-secret")
+    bad_key = v2_client(server, variant, key_id="LTAI5tNOSUCHKEY0000")
+    bad_secret = v2_client(server, variant, secret="not-the-secret")
     missing = unique_bucket("order-missing")
     for client in (bad_key, bad_secret):
         for call in (lambda c=client: c.get_bucket_info(oss.GetBucketInfoRequest(bucket=missing)),
@@ -283,7 +271,7 @@ def test_missing_bucket_is_404_before_the_key_is_checked(server: ServerProcess, 
 def test_creating_a_bucket_with_a_bad_key_is_403(server: ServerProcess, server_root: Path) -> None:
     """PutBucket's bucket is missing by definition: the key is what fails (the SDK suite's test_put_bucket_fail)."""
     name = unique_bucket("order-create")
-    bad_key = _client(server, key_id="LTAI5tNOSUCHKEY0000")
+    bad_key = v2_client(server, key_id="LTAI5tNOSUCHKEY0000")
     err = _service_error(lambda: bad_key.put_bucket(oss.PutBucketRequest(
         bucket=name, acl="private", create_bucket_configuration=oss.CreateBucketConfiguration(storage_class="IA"))))
     assert (err.status_code, err.code) == (403, "InvalidAccessKeyId")
@@ -307,6 +295,6 @@ def test_unimplemented_operation_is_404_on_missing_bucket_and_501_on_existing(cl
 def test_is_bucket_exist(server: ServerProcess, variant: str) -> None:
     """As the SDK's own TestExtension.test_is_bucket_exist: right for a good key and a bad one."""
     missing = unique_bucket("exist-none")
-    for client in (_client(server, variant), _client(server, variant, key_id="LTAI5tNOSUCHKEY0000")):
+    for client in (v2_client(server, variant), v2_client(server, variant, key_id="LTAI5tNOSUCHKEY0000")):
         assert client.is_bucket_exist(BUCKET) is True
         assert client.is_bucket_exist(missing) is False

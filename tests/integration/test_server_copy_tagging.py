@@ -24,6 +24,7 @@ from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, make_jpeg
 from worker.server.launch import ServerProcess
 
 from .helpers import bounded, crc64_ecma, http_request, quoted_md5, unique_bucket, unique_prefix
+from .sdk_clients import oss2_bucket, v2_client
 from .test_sdk_ali_oss_node import NODE_DIR, _require_node
 
 ARCHIVED = ["Archive", "ColdArchive", "DeepColdArchive"]
@@ -31,23 +32,6 @@ NODE_SCRIPT = NODE_DIR / "ali_oss_copy_tagging.mjs"
 
 
 # -- clients ---------------------------------------------------------------------------------------
-
-def v2_client(server: ServerProcess, variant: str) -> oss.Client:
-    cfg = oss.config.load_default()
-    cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-    cfg.region = "cn-hangzhou"
-    cfg.endpoint = server.url
-    cfg.retryer = oss.retry.NopRetryer()
-    if variant == "v1":
-        cfg.signature_version = "v1"
-    return oss.Client(cfg)
-
-
-def oss2_bucket(server: ServerProcess, variant: str, name: str = BUCKET) -> oss2.Bucket:
-    if variant == "v1":
-        return oss2.Bucket(oss2.Auth(ACCESS_KEY_ID, ACCESS_KEY_SECRET), server.url, name)
-    return oss2.Bucket(oss2.AuthV4(ACCESS_KEY_ID, ACCESS_KEY_SECRET), server.url, name, region="cn-hangzhou")
-
 
 @pytest.fixture(params=["v4", "v1"])
 def client(server: ServerProcess, request: pytest.FixtureRequest) -> oss.Client:

@@ -32,6 +32,7 @@ from worker.server.launch import ServerProcess
 
 from .helpers import crc64_ecma, quoted_md5, unique_bucket, unique_prefix
 from .rawclient import RawResponse, send
+from .sdk_clients import v2_client
 
 TEXT = b"".join(b"line %05d of a text object that compresses well\n" % i for i in range(200))
 HEADERS = {
@@ -40,17 +41,6 @@ HEADERS = {
     "Content-Language": "zh-CN",
     "Expires": "2022-10-12T00:00:00.000Z",  # kept verbatim: OSS does not require an HTTP date
 }
-
-
-def v2_client(server: ServerProcess, variant: str) -> oss.Client:
-    cfg = oss.config.load_default()
-    cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-    cfg.region = "cn-hangzhou"
-    cfg.endpoint = server.url
-    cfg.retryer = oss.retry.NopRetryer()
-    if variant == "v1":
-        cfg.signature_version = "v1"
-    return oss.Client(cfg)
 
 
 @pytest.fixture(params=["v4", "v1"])

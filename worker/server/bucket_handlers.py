@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from itertools import chain
-from xml.etree import ElementTree
 
 from aiohttp import web
 
@@ -21,6 +19,7 @@ from .call import Call
 from .checksums import parse_content_md5
 from .errors import OSSError
 from .listing import ListPage, decode_token, list_page, parse_max_keys
+from .xmlparse import parse_bounded
 
 __all__ = ["BucketHandlers", "LIST_BUCKETS_PARAMS", "MAX_DELETE_BODY", "xml_response"]
 
@@ -156,29 +155,13 @@ class BucketHandlers:
 def _parse_delete_body(body: bytes) -> tuple[list[str], bool]:
     """``<Delete><Quiet>…</Quiet><Object><Key>…</Key></Object>…</Delete>`` → (keys, quiet).
 
-    Parsed incrementally, counting elements as they open: past what 1,000 keys need, parsing
-    stops, so the tree never grows beyond a valid request's.
+    Parsed with :func:`~worker.server.xmlparse.parse_bounded`: past what 1,000 keys need, parsing stops.
     """
     too_many = OSSError(400, "MalformedXML", f"A delete request names 1 to {_MAX_DELETE_KEYS} keys.")
     body, controls = _shield_control_references(body)
-    parser = ElementTree.XMLPullParser(events=("start",))
-    root: ElementTree.Element | None = None
-    elements = 0
-    step = 64 * 1024
-    try:
-        for piece in chain((body[at:at + step] for at in range(0, len(body), step)), [None]):
-            if piece is None:
-                parser.close()  # raises ParseError for an unfinished document
-            else:
-                parser.feed(piece)
-            for _event, element in parser.read_events():
-                root = element if root is None else root
-                elements += 1
-                if elements > _MAX_DELETE_ELEMENTS:
-                    raise too_many
-    except (ElementTree.ParseError, LookupError, ValueError):  # LookupError: an unknown declared encoding
-        raise OSSError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
-    if root is None or root.tag != "Delete":
+    root = parse_bounded(body, max_elements=_MAX_DELETE_ELEMENTS, too_many=too_many,
+                         malformed=OSSError(400, "MalformedXML", "The XML you provided was not well-formed."))
+    if root.tag != "Delete":
         raise OSSError(400, "MalformedXML", "The XML root must be <Delete>.")
     keys = [obj.findtext("Key") or "" for obj in root.findall("Object")]
     if controls:

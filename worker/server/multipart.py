@@ -33,9 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from itertools import chain
 from urllib.parse import quote
-from xml.etree import ElementTree
 
 from aiohttp import web
 
@@ -50,6 +48,7 @@ from .object_attrs import encryption_headers, require_readable, standard_headers
 from .preconditions import COPY_SOURCE_HEADERS, precondition, precondition_failed
 from .storage import LocalStore, ObjectHandle
 from .tagging import request_tags
+from .xmlparse import parse_bounded
 
 __all__ = ["Multipart", "MAX_COMPLETE_BODY", "MAX_LIST"]
 
@@ -301,24 +300,8 @@ def _parse_complete_body(body: bytes) -> list[tuple[int, str]]:
     [(number, etag)] in the order given. Parsed incrementally; past what 10,000 parts need, it stops."""
     malformed = OSSError(400, "MalformedXML", "The XML you provided was not well-formed or did not validate "
                          "against our published schema.")
-    parser = ElementTree.XMLPullParser(events=("start",))
-    root: ElementTree.Element | None = None
-    elements = 0
-    step = 64 * 1024
-    try:
-        for piece in chain((body[at:at + step] for at in range(0, len(body), step)), [None]):
-            if piece is None:
-                parser.close()
-            else:
-                parser.feed(piece)
-            for _event, element in parser.read_events():
-                root = element if root is None else root
-                elements += 1
-                if elements > _MAX_COMPLETE_ELEMENTS:
-                    raise malformed
-    except (ElementTree.ParseError, LookupError, ValueError):
-        raise malformed from None
-    if root is None or root.tag != "CompleteMultipartUpload":
+    root = parse_bounded(body, max_elements=_MAX_COMPLETE_ELEMENTS, too_many=malformed, malformed=malformed)
+    if root.tag != "CompleteMultipartUpload":
         raise malformed
     chosen = []
     for part in root.findall("Part"):
