@@ -54,3 +54,16 @@ def test_delete_multiple_takes_keys_with_control_characters_as_the_sdk_escapes_t
         bucket=BUCKET, objects=[oss.DeleteObject(key=key) for key in keys], encoding_type="url"))
     assert sorted(d.key for d in result.deleted_objects) == sorted(keys)
     assert not [k for k in keys if client.is_object_exist(BUCKET, k)]
+
+
+def test_a_key_ending_in_a_slash_may_hold_bytes(server: ServerProcess) -> None:
+    client = v2_client(server, "v4")
+    folder = unique_prefix("slash") + "folder/"
+    client.put_object(oss.PutObjectRequest(bucket=BUCKET, key=folder, body=b"folder notes"))
+    client.put_object(oss.PutObjectRequest(bucket=BUCKET, key=folder + "inside.txt", body=b"x"))
+    assert client.get_object(oss.GetObjectRequest(bucket=BUCKET, key=folder)).body.read() == b"folder notes"
+    listed = client.list_objects_v2(oss.ListObjectsV2Request(bucket=BUCKET, prefix=folder))
+    assert [(o.key, o.size) for o in listed.contents] == [(folder, 12), (folder + "inside.txt", 1)]
+    client.delete_object(oss.DeleteObjectRequest(bucket=BUCKET, key=folder))
+    assert not client.is_object_exist(BUCKET, folder)
+    assert client.is_object_exist(BUCKET, folder + "inside.txt")

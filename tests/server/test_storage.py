@@ -377,13 +377,23 @@ def test_directory_marker(store: LocalStore, bucket_dir: Path) -> None:
     assert tmp_files(bucket_dir) == []
 
 
-def test_non_empty_marker_is_refused_and_nothing_published(store: LocalStore, bucket_dir: Path) -> None:
-    with raises(400, "InvalidArgument") as ctx:
-        put(store, "dir/", b"not empty")
-    assert ctx.error.message == ("Keys ending in '/' are directory markers in the local store "
-                                 "and must be empty.")
-    assert not (bucket_dir / "dir").exists()
-    assert keys(store) == []
+def test_a_marker_with_bytes_keeps_them_as_oss_does(store: LocalStore, bucket_dir: Path) -> None:
+    """OSS takes bytes under a key ending in '/'; a directory cannot hold them, so the store
+    keeps them beside the metadata, and deleting the marker deletes them."""
+    put(store, "dir/", b"not empty")
+    put(store, "dir/x", b"x")
+    assert keys(store) == ["dir/", "dir/x"]
+    with store.open(B, "dir/") as handle:
+        assert (handle.read(), handle.meta.size) == (b"not empty", 9)
+    put(store, "dir/", b"")  # overwritten empty: the old bytes go
+    with store.open(B, "dir/") as handle:
+        assert (handle.read(), handle.meta.size) == (b"", 0)
+    put(store, "dir/", b"again")
+    store.delete(B, "dir/")
+    with raises(404, "NoSuchKey"):
+        store.open(B, "dir/")
+    assert keys(store) == ["dir/x"]
+    assert not list((bucket_dir / ".picscore").rglob("*.data"))
     assert tmp_files(bucket_dir) == []
 
 

@@ -202,9 +202,6 @@ class MultipartStore:
                  storage_class: str, tags: dict[str, str], forbid_overwrite: bool,
                  headers: dict[str, str] | None = None) -> Upload:
         validate_key(key)
-        if key.endswith("/"):
-            raise OSSError.invalid_argument(
-                "Keys ending in '/' are directory markers in the local store and must be empty.")
         root = self._uploads_root(bucket)
         root.mkdir(parents=True, exist_ok=True)
         upload_id = f"{time.time_ns():016X}{secrets.token_hex(8).upper()}"

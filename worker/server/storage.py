@@ -19,7 +19,8 @@ and its ETag always belong together.
 
 Limits of mapping keys onto a file system (documented in the README): a key cannot be both an
 object and a "directory" of other keys (``a`` and ``a/b``) — the second PUT gets
-``409 FileAlreadyExists``; keys ending in ``/`` are directory markers and must be empty.
+``409 FileAlreadyExists``; keys ending in ``/`` are directory markers, whose bytes (if any) are
+kept beside their metadata.
 
 What is on disk but is not an object: only regular files (and marker directories) are objects;
 FIFOs, sockets and devices are neither listed nor opened. A symbolic link is followed only when
@@ -162,9 +163,6 @@ class PendingWrite:
                 raise OSSError(400, "InvalidDigest",
                                "The Content-MD5 you specified did not match what we received.",
                                "0002-00000019")
-            if self.key.endswith("/") and self.digest.size:
-                raise OSSError.invalid_argument(
-                    "Keys ending in '/' are directory markers in the local store and must be empty.")
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
@@ -244,6 +242,11 @@ class LocalStore:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         return self.root / bucket / RESERVED_DIR / "meta" / digest[:2] / f"{digest}.json"
 
+    def _marker_data_path(self, bucket: str, key: str) -> Path:
+        """Where the bytes of a non-empty directory marker (``a/`` with content) live: a
+        directory cannot hold bytes, so they sit beside the metadata."""
+        return self._meta_path(bucket, key).with_suffix(".data")
+
     def _is_marker(self, bucket: str, key: str) -> bool:
         """Whether ``key`` (ending in ``/``) has been PUT as a directory marker object."""
         return self._meta_path(bucket, key).is_file()
@@ -289,6 +292,12 @@ class LocalStore:
             if key.endswith("/"):
                 data_path.mkdir(parents=True, exist_ok=True)
                 st = data_path.stat()
+                marker_data = self._marker_data_path(bucket, key)
+                marker_data.parent.mkdir(parents=True, exist_ok=True)
+                if pending.digest.size:  # the bytes first: a crash leaves old metadata, never missing bytes
+                    os.replace(pending._tmp_path, marker_data)
+                else:
+                    marker_data.unlink(missing_ok=True)
             else:
                 st = os.stat(pending._tmp_path)
             meta = ObjectMeta(size=pending.digest.size, etag=etag or pending.digest.etag, crc64=pending.digest.crc64,
@@ -329,7 +338,12 @@ class LocalStore:
             meta = self._read_meta(bucket, key)
             if meta is None or real is None or not os.path.isdir(real):
                 raise OSSError.no_such_key(key)
-            return ObjectHandle(key, meta, None)
+            if not meta.size:
+                return ObjectHandle(key, meta, None)
+            try:
+                return ObjectHandle(key, meta, open(self._marker_data_path(bucket, key), "rb"))
+            except FileNotFoundError:
+                raise OSSError.no_such_key(key) from None
         if real is None:  # a link out of the bucket (or into .picscore) is not an object
             raise OSSError.no_such_key(key)
         try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
@@ -422,6 +436,7 @@ class LocalStore:
                 with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
                     data_path.unlink()
             self._meta_path(bucket, key).unlink(missing_ok=True)
+            self._marker_data_path(bucket, key).unlink(missing_ok=True)
             if inside:
                 self._prune_empty_parents(bucket, data_path.parent)
         self._invalidate(data_path.parent)
