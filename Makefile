@@ -13,7 +13,7 @@ FINETUNE_ARGS ?=
 # A checkout of github.com/aliyun/alibabacloud-oss-python-sdk-v2 for `make conformance` (nothing is fetched).
 SDK_V2 ?=
 
-.PHONY: install test-deps run serve test test-fast bench bench-actions bench-thumbnails bench-report report-screenshot bench-throttle bench-soak bench-quality train train-holdout finetune image lint conformance clean
+.PHONY: install test-deps run serve test test-fast bench bench-actions bench-thumbnails bench-report bench-multipart report-screenshot bench-throttle bench-soak bench-quality train train-holdout finetune image lint conformance clean
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_actions.py
 	$(BIN)/python benchmarks/bench_thumbnails.py
 	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_multipart.py
 
 ## picscore run against a server that throttles (1 and 2 scoring processes; concurrency 16/64/256).
 bench-throttle: install
@@ -74,6 +75,11 @@ bench-thumbnails: install
 ## picscore report over 1,000,000 synthetic result rows, alone and with --compare: time and peak RSS.
 bench-report: install
 	$(BIN)/python benchmarks/bench_report.py
+
+## 200 MB through the SDK's Uploader into picscore serve, the server killed mid-upload and restarted,
+## the upload resumed: byte-identical, multipart ETag, server RSS.
+bench-multipart: install
+	$(BIN)/python benchmarks/bench_multipart.py
 
 ## The README's screenshot of the demo's report, made by the headless Chromium the tests use.
 report-screenshot: run
