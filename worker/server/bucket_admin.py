@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +34,8 @@ from .wire import WireRequest, decode_path, parse_query_params
 
 __all__ = [
     "REDUNDANCY_TYPES", "MAX_CREATE_BODY", "bucket_settings", "default_storage_class", "parse_create_configuration",
-    "bucket_stat", "delete_bucket", "missing_bucket_error",
+    "bucket_stat", "delete_bucket", "missing_bucket_error", "bucket_tags", "set_bucket_tags", "delete_bucket_tags",
+    "tags_match",
 ]
 
 #: PutBucket's ``DataRedundancyType`` (https://www.alibabacloud.com/help/en/oss/developer-reference/putbucket).
@@ -55,11 +57,7 @@ _SIGNATURE_PARAMS = sigv1.PRESIGN_PARAMS | sigv4.PRESIGN_PARAMS
 # -- settings ----------------------------------------------------------------------------------
 def bucket_settings(store: LocalStore, bucket: str) -> dict[str, str]:
     """The bucket's ``StorageClass`` and ``DataRedundancyType`` as PutBucket set them."""
-    try:
-        saved = json.loads((store.bucket_path(bucket) / RESERVED_DIR / "bucket.json").read_text())
-    except (OSError, ValueError):
-        saved = {}
-    saved = saved if isinstance(saved, dict) else {}
+    saved = _read_bucket_json(store, bucket)
     klass, redundancy = saved.get("storage_class"), saved.get("data_redundancy_type")
     return {"StorageClass": klass if klass in STORAGE_CLASSES else "Standard",
             "DataRedundancyType": redundancy if redundancy in REDUNDANCY_TYPES else "LRS"}
@@ -94,6 +92,60 @@ def parse_create_configuration(body: bytes) -> dict[str, str]:
                                             ArgumentName=tag, ArgumentValue=value[:64])
         settings[field] = value
     return settings
+
+
+# -- bucket tags (PutBucketTags, GetBucketTags, DeleteBucketTags) ------------------------------------
+#: Serialises read-modify-writes of ``bucket.json`` within this process.
+_SETTINGS_LOCK = threading.Lock()
+
+
+def _read_bucket_json(store: LocalStore, bucket: str) -> dict:
+    try:
+        saved = json.loads((store.bucket_path(bucket) / RESERVED_DIR / "bucket.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def bucket_tags(store: LocalStore, bucket: str) -> dict[str, str]:
+    """The bucket's tags in the order PutBucketTags gave them; none when it has none."""
+    tags = _read_bucket_json(store, bucket).get("tags")
+    if not isinstance(tags, dict):
+        return {}
+    return {k: v for k, v in tags.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def set_bucket_tags(store: LocalStore, bucket: str, tags: Mapping[str, str]) -> None:
+    """Replace the bucket's tags (404 NoSuchBucket), keeping the rest of ``bucket.json``."""
+    _update_tags(store, bucket, lambda _old: dict(tags))
+
+
+def delete_bucket_tags(store: LocalStore, bucket: str, keys: list[str] | None = None) -> None:
+    """Drop every tag, or only ``keys`` (DeleteBucketTags ``?tagging=k1,k2``); keys the bucket
+    does not have are no error (OSS answers 204 then too)."""
+    _update_tags(store, bucket, lambda old: {} if keys is None else {k: v for k, v in old.items() if k not in keys})
+
+
+def _update_tags(store: LocalStore, bucket: str, change) -> None:
+    reserved = store.require_bucket(bucket) / RESERVED_DIR
+    with _SETTINGS_LOCK:
+        saved = _read_bucket_json(store, bucket)
+        saved["tags"] = change(bucket_tags(store, bucket))
+        try:
+            reserved.mkdir(exist_ok=True)  # not parents: a bucket deleted meanwhile stays deleted
+            temp = reserved / f"bucket.json.{uuid.uuid4().hex}.tmp"
+            temp.write_text(json.dumps(saved))
+            os.replace(temp, reserved / "bucket.json")
+        except FileNotFoundError:
+            raise OSSError.no_such_bucket(bucket) from None
+
+
+def tags_match(tags: Mapping[str, str], key: str | None, value: str | None, every: Mapping[str, str] | None) -> bool:
+    """Whether a bucket with ``tags`` passes ListBuckets' filters: ``tag-key`` (and ``tag-value``),
+    or ``tagging`` (every pair)."""
+    if key is not None and (key not in tags or (value is not None and tags[key] != value)):
+        return False
+    return every is None or all(tags.get(k) == v for k, v in every.items())
 
 
 # -- GetBucketStat -----------------------------------------------------------------------------

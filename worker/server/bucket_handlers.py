@@ -1,6 +1,7 @@
-"""The service and bucket operations of :class:`~worker.server.handlers.Operations`: ListBuckets,
-PutBucket, DeleteBucket, GetBucketInfo, GetBucketStat, GetBucketLocation, ListObjects (V1 and V2)
-and DeleteMultipleObjects (bucket settings, statistics and deletion: :mod:`worker.server.bucket_admin`).
+"""The service and bucket operations of :class:`~worker.server.handlers.Operations`: ListBuckets
+(with its tag filters), PutBucket, DeleteBucket, GetBucketInfo, GetBucketStat, GetBucketLocation,
+Put/Get/DeleteBucketTags, ListObjects (V1 and V2) and DeleteMultipleObjects (bucket settings,
+tags, statistics and deletion: :mod:`worker.server.bucket_admin`; tag rules: :mod:`worker.server.tagging`).
 
 A mixin rather than functions because they share the operations' store, region and synthetic
 buckets; split from :mod:`worker.server.handlers` to keep each module one screenful of topics.
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 
 from aiohttp import web
 
-from . import bucket_admin, xmlbody
+from . import bucket_admin, tagging, xmlbody
 from .call import Call
 from .checksums import parse_content_md5
 from .errors import OSSError
@@ -32,8 +34,10 @@ _MAX_DELETE_ELEMENTS = 2 + 3 * _MAX_DELETE_KEYS
 #: The largest valid delete list: 1,000 keys of 1,023 bytes, every byte XML-escaped (at most six
 #: bytes, ``&quot;``), plus the elements — about 6.2 MB. Bodies are read up to this, never further.
 MAX_DELETE_BODY = 8 * 1024 * 1024
-#: ListBuckets' parameters (https://www.alibabacloud.com/help/en/oss/developer-reference/listbuckets).
-LIST_BUCKETS_PARAMS = frozenset({"prefix", "marker", "max-keys", "resource-group-id"})
+#: ListBuckets' parameters (https://www.alibabacloud.com/help/en/oss/developer-reference/listbuckets), with
+#: the tag filters alibabacloud-oss-v2's ``ListBucketsRequest`` sends (``tag-key``, ``tag-value``, ``tagging``).
+LIST_BUCKETS_PARAMS = frozenset({"prefix", "marker", "max-keys", "resource-group-id", "tag-key", "tag-value",
+                                 "tagging"})
 
 
 def xml_response(body: bytes, status: int = 200) -> web.Response:
@@ -49,14 +53,20 @@ class BucketHandlers:
 
     async def list_buckets(self, call: Call) -> web.StreamResponse:
         """ListBuckets with ``prefix``, ``marker`` and ``max-keys`` (default 100), paged like
-        ListObjects V1: when truncated, ``NextMarker`` is the last bucket name returned."""
+        ListObjects V1: when truncated, ``NextMarker`` is the last bucket name returned. The tag
+        filters (:func:`_tag_filter`) apply before paging; synthetic buckets have no tags."""
         q = call.query
         prefix, marker = q.get("prefix", ""), q.get("marker", "")
         max_keys = parse_max_keys(q.get("max-keys"))
+        tag_filter = _tag_filter(q)
         buckets = await asyncio.to_thread(self.store.list_buckets)
         if self.synthetic:  # they shadow a directory of the same name
             buckets = sorted({**dict(buckets), **{name: ops.created for name, ops in self.synthetic.items()}}.items())
         matching = [(name, created) for name, created in buckets if name.startswith(prefix) and name > marker]
+        if tag_filter is not None:
+            matching = await asyncio.to_thread(lambda: [
+                (name, created) for name, created in matching if name not in self.synthetic
+                and bucket_admin.tags_match(bucket_admin.bucket_tags(self.store, name), *tag_filter)])
         truncated = 0 < max_keys < len(matching)
         page = matching[:max_keys]
         classes = await asyncio.to_thread(
@@ -91,6 +101,29 @@ class BucketHandlers:
         assert call.bucket is not None
         stat = await asyncio.to_thread(bucket_admin.bucket_stat, self.store, self.multipart.uploads, call.bucket)
         return _xml(xmlbody.render(("BucketStat", list(stat.items()))))
+
+    async def put_bucket_tags(self, call: Call) -> web.StreamResponse:
+        """PutBucketTags: the body's tags replace the bucket's (404 before the body is read)."""
+        assert call.bucket is not None
+        await asyncio.to_thread(self.store.require_bucket, call.bucket)
+        tags = tagging.parse_bucket_tagging_xml(await call.read_body(tagging.MAX_TAGGING_BODY))
+        await asyncio.to_thread(bucket_admin.set_bucket_tags, self.store, call.bucket, tags)
+        return web.Response(status=200)
+
+    async def get_bucket_tags(self, call: Call) -> web.StreamResponse:
+        """GetBucketTags: the bucket's tags, an empty TagSet when it has none."""
+        assert call.bucket is not None
+        await asyncio.to_thread(self.store.require_bucket, call.bucket)
+        tags = await asyncio.to_thread(bucket_admin.bucket_tags, self.store, call.bucket)
+        return _xml(tagging.tagging_xml(tags))
+
+    async def delete_bucket_tags(self, call: Call) -> web.StreamResponse:
+        """DeleteBucketTags: every tag, or with ``?tagging=k1,k2`` only those keys; 204 even when
+        there was none to delete (https://www.alibabacloud.com/help/doc-detail/117805.htm)."""
+        assert call.bucket is not None
+        keys = [key for key in call.query.get("tagging", "").split(",") if key] or None
+        await asyncio.to_thread(bucket_admin.delete_bucket_tags, self.store, call.bucket, keys)
+        return web.Response(status=204)
 
     async def get_bucket_location(self, call: Call) -> web.StreamResponse:
         assert call.bucket is not None
@@ -150,6 +183,34 @@ class BucketHandlers:
             await asyncio.to_thread(self.store.delete, call.bucket, key)
             deleted.append(key)
         return _xml(xmlbody.delete_result([] if quiet else deleted, encoding))
+
+
+TagFilter = tuple[str | None, str | None, dict[str, str] | None]
+
+
+def _tag_filter(query) -> TagFilter | None:
+    """ListBuckets' tag filters as (tag-key, tag-value, tagging pairs); None without any.
+
+    ``tag-value`` needs ``tag-key``, and ``tagging`` (``"k1":"v1","k2":"v2"``, every pair must
+    match) goes with neither, as alibabacloud-oss-v2's ``ListBucketsRequest`` documents: 400
+    InvalidArgument otherwise."""
+    key, value, pairs = query.get("tag-key"), query.get("tag-value"), query.get("tagging")
+    if key is None and value is None and pairs is None:
+        return None
+    if value is not None and key is None:
+        raise OSSError.invalid_argument("tag-value needs tag-key.", ArgumentName="tag-value")
+    if pairs is None:
+        return key, value, None
+    if key is not None or value is not None:
+        raise OSSError.invalid_argument("tagging cannot be used with tag-key or tag-value.", ArgumentName="tagging")
+    try:
+        every = json.loads("{" + pairs + "}")
+    except ValueError:
+        every = None
+    if not isinstance(every, dict) or not all(isinstance(v, str) for v in every.values()):
+        raise OSSError.invalid_argument('tagging must be "key1":"value1","key2":"value2".',
+                                        ArgumentName="tagging", ArgumentValue=pairs[:200])
+    return None, None, every
 
 
 def _parse_delete_body(body: bytes) -> tuple[list[str], bool]:

@@ -98,6 +98,9 @@ class Operations(BucketHandlers):
         elif not call.key:
             if method in ("PUT", "DELETE") and not q:
                 return self.put_bucket if method == "PUT" else self.delete_bucket
+            if set(q) == {"tagging"} and method in ("GET", "PUT", "DELETE"):
+                return {"GET": self.get_bucket_tags, "PUT": self.put_bucket_tags,
+                        "DELETE": self.delete_bucket_tags}[method]
             if method == "GET":
                 if "stat" in q:
                     return self.get_bucket_stat

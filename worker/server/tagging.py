@@ -46,10 +46,12 @@ from .call import Call
 from .checksums import parse_content_md5
 from .errors import OSSError
 from .storage import LocalStore, ObjectMeta
+from .xmlparse import parse_bounded
 
 __all__ = [
-    "MAX_TAGS", "MAX_KEY_CHARS", "MAX_VALUE_CHARS", "MAX_TAGGING_BODY",
+    "MAX_TAGS", "MAX_KEY_CHARS", "MAX_VALUE_CHARS", "MAX_TAGGING_BODY", "MAX_BUCKET_TAGS",
     "parse_tagging_header", "request_tags", "parse_tagging_xml", "validate_tags", "tagging_xml",
+    "parse_bucket_tagging_xml", "validate_bucket_tags",
     "get_object_tagging", "put_object_tagging", "delete_object_tagging",
 ]
 
@@ -131,12 +133,66 @@ def parse_tagging_xml(body: bytes) -> dict[str, str]:
     return validate_tags((tag.findtext("Key") or "", tag.findtext("Value") or "") for tag in tag_set.findall("Tag"))
 
 
+# -- bucket tags (PutBucketTags) ----------------------------------------------------------------
+#: PutBucketTags: "up to 20 tags for a bucket"; a key is 1–64 bytes of UTF-8 and does not start
+#: with ``http://``, ``https://`` or ``Aliyun`` (EC 0010-00000207) nor ``acs`` (EC 0010-00000002;
+#: the four prefixes case-insensitive); a value is 0–128 bytes; any characters
+#: (https://www.alibabacloud.com/help/en/oss/developer-reference/putbuckettags,
+#: https://www.alibabacloud.com/help/en/oss/support/0010-00000219,
+#: https://www.alibabacloud.com/help/en/oss/support/0010-00000002).
+MAX_BUCKET_TAGS = 20
+_MAX_BUCKET_KEY_BYTES = 64
+_MAX_BUCKET_VALUE_BYTES = 128
+_RESERVED_PREFIXES = {"http://": "0010-00000207", "https://": "0010-00000207", "aliyun": "0010-00000207",
+                      "acs": "0010-00000002"}
+#: ``Tagging``, ``TagSet`` and ``Tag``/``Key``/``Value`` per tag: parsing stops past this.
+_MAX_BUCKET_TAGGING_ELEMENTS = 2 + 3 * MAX_BUCKET_TAGS
+
+
+def _too_many_bucket_tags() -> OSSError:
+    return _invalid_tag(f"Bucket tags cannot be more than {MAX_BUCKET_TAGS}.")
+
+
+def validate_bucket_tags(tags: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """(key, value) pairs → ``{key: value}`` in their order, or 400 InvalidTag for the first
+    PutBucketTags rule broken (a key given twice too, as for object tags)."""
+    pairs = list(tags)
+    if len(pairs) > MAX_BUCKET_TAGS:
+        raise _too_many_bucket_tags()
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        if not 1 <= len(key.encode("utf-8", "surrogatepass")) <= _MAX_BUCKET_KEY_BYTES:
+            raise _invalid_tag(f"The bucket tag key must be 1 to {_MAX_BUCKET_KEY_BYTES} bytes.", "0010-00000219")
+        if len(value.encode("utf-8", "surrogatepass")) > _MAX_BUCKET_VALUE_BYTES:
+            raise _invalid_tag(f"The bucket tag value must be at most {_MAX_BUCKET_VALUE_BYTES} bytes.",
+                               "0010-00000219")
+        for prefix, ec in _RESERVED_PREFIXES.items():
+            if key.lower().startswith(prefix):
+                raise _invalid_tag(f"A bucket tag key cannot start with {key[:len(prefix)]!r}.", ec)
+        if key in out:
+            raise _invalid_tag("Cannot provide multiple Tags with the same key.")
+        out[key] = value
+    return out
+
+
+def parse_bucket_tagging_xml(body: bytes) -> dict[str, str]:
+    """PutBucketTags' ``<Tagging><TagSet><Tag>…`` → validated tags; parsed with
+    :func:`~worker.server.xmlparse.parse_bounded`, which stops past what 20 tags need."""
+    root = parse_bounded(body, max_elements=_MAX_BUCKET_TAGGING_ELEMENTS, too_many=_too_many_bucket_tags(),
+                         malformed=_malformed("The XML you provided was not well-formed."))
+    tag_set = root.find("TagSet") if root.tag == "Tagging" else None
+    if tag_set is None:
+        raise _malformed("The XML root must be <Tagging> holding a <TagSet>.")
+    return validate_bucket_tags((tag.findtext("Key") or "", tag.findtext("Value") or "")
+                                for tag in tag_set.findall("Tag"))
+
+
 def _malformed(message: str) -> OSSError:
     return OSSError(400, "MalformedXML", message)
 
 
 def tagging_xml(tags: dict[str, str]) -> bytes:
-    """GetObjectTagging's answer."""
+    """GetObjectTagging's and GetBucketTags' answer."""
     return xmlbody.render(("Tagging", [("TagSet", [
         ("Tag", [("Key", key), ("Value", value)]) for key, value in tags.items()
     ])]))
