@@ -102,12 +102,9 @@ async def copy_object(call: Call, store: LocalStore) -> web.StreamResponse:
     handle = await asyncio.to_thread(store.open, src_bucket, src_key)
     try:
         source = handle.meta
-        require_readable(source)
-        status = precondition(call, source, COPY_SOURCE_HEADERS)
-        if status == 412:
-            raise precondition_failed()
-        if status == 304:
-            return web.Response(status=304, headers={"ETag": source.etag})
+        not_modified = guard_copy_source(call, source)
+        if not_modified is not None:
+            return not_modified
         headers = copied_headers(call, source.headers, replace_meta)
         pending = await asyncio.to_thread(store.begin_put, call.bucket, call.key)
         meta = await asyncio.to_thread(
@@ -125,6 +122,19 @@ async def copy_object(call: Call, store: LocalStore) -> web.StreamResponse:
                                                   ("LastModified", xmlbody.iso8601(meta.last_modified))])),
         content_type="application/xml",
         headers={"ETag": meta.etag, "x-oss-hash-crc64ecma": meta.crc64, **encryption_headers(meta.headers)})
+
+
+def guard_copy_source(call: Call, source: ObjectMeta) -> web.Response | None:
+    """A copy source must be readable (not Archive-class unless restored) and pass the
+    ``x-oss-copy-source-if-*`` conditions: None to go on, the 304 to send, or the error raised.
+    Shared by CopyObject and UploadPartCopy."""
+    require_readable(source)
+    status = precondition(call, source, COPY_SOURCE_HEADERS)
+    if status == 412:
+        raise precondition_failed()
+    if status == 304:
+        return web.Response(status=304, headers={"ETag": source.etag})
+    return None
 
 
 #: User metadata that describes the bytes themselves (client-side encryption's wrapped key, IV

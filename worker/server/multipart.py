@@ -41,11 +41,10 @@ from . import xmlbody
 from .bucket_admin import default_storage_class
 from .call import Call, Handler
 from .checksums import parse_content_md5
-from .copy_object import COPY_SOURCE_HEADER, parse_copy_source
+from .copy_object import COPY_SOURCE_HEADER, guard_copy_source, parse_copy_source
 from .errors import OSSError
 from .multipart_store import MAX_PART_NUMBER, MultipartStore, PartMeta, Upload
-from .object_attrs import encryption_headers, require_readable, standard_headers, storage_class, user_metadata
-from .preconditions import COPY_SOURCE_HEADERS, precondition, precondition_failed
+from .object_attrs import encryption_headers, standard_headers, storage_class, user_metadata
 from .storage import LocalStore, ObjectHandle
 from .tagging import request_tags
 from .xmlparse import parse_bounded
@@ -163,12 +162,9 @@ class Multipart:
         handle = await asyncio.to_thread(self.store.open, src_bucket, src_key)
         try:
             source = handle.meta
-            require_readable(source)
-            status = precondition(call, source, COPY_SOURCE_HEADERS)
-            if status == 412:
-                raise precondition_failed()
-            if status == 304:
-                return web.Response(status=304, headers={"ETag": source.etag})
+            not_modified = guard_copy_source(call, source)
+            if not_modified is not None:
+                return not_modified
             start, length = _copy_range(call.header("x-oss-copy-source-range"), source.size)
             writer = await asyncio.to_thread(self.uploads.begin_part, call.bucket, call.key, call.query["uploadId"],
                                              number)
