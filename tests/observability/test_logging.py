@@ -28,3 +28,25 @@ def test_structlog_and_stdlib_records_are_scrubbed() -> None:
     for leaked in (SECRET, "deadbeef1234", "aliyun_v4_request", "abc="):
         assert leaked not in text
     structlog.reset_defaults()
+
+
+def test_logs_follow_sys_stderr_when_it_is_replaced_after_configuration(monkeypatch) -> None:
+    """A test runner or host that swaps sys.stderr must not leave cached loggers writing to the
+    old (maybe closed) stream: the CI run caught "I/O operation on closed file" this way."""
+    import io
+    import sys
+
+    import structlog
+
+    from worker.observability.logging import configure_logging
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging("info", json=True)
+    log = structlog.get_logger("swap-test")
+    log.info("before")
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    log.info("after")
+    assert '"event": "after"' in second.getvalue()
+    structlog.reset_defaults()

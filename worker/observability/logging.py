@@ -34,13 +34,28 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was configured: a
+    host that swaps ``sys.stderr`` (a test runner capturing output, an embedding application)
+    must not leave cached loggers writing to a closed stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(level: str = "info", *, json: bool | None = None,
                       secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
     """Route structlog (and stdlib logging, e.g. aiohttp's) to ``stream``.
 
     ``json=None`` picks the console renderer when ``stream`` is a terminal, JSON otherwise.
     """
-    stream = stream or sys.stderr
+    stream = stream or _CurrentStderr()  # type: ignore[assignment]
     if json is None:
         json = not stream.isatty()
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
