@@ -20,7 +20,7 @@ from tests.conftest import BUCKET
 from worker.server.launch import ServerProcess
 
 from .helpers import http_request, unique_bucket
-from .sdk_clients import v2_client
+from .sdk_clients import service_error, v2_client
 
 KB64 = 64 * 1024
 
@@ -28,15 +28,6 @@ KB64 = 64 * 1024
 @pytest.fixture(params=["v4", "v1"])
 def client(server: ServerProcess, request: pytest.FixtureRequest) -> oss.Client:
     return v2_client(server, request.param)
-
-
-def _service_error(call) -> oss.exceptions.ServiceError:
-    with pytest.raises(oss.exceptions.OperationError) as info:
-        call()
-    err = info.value.unwrap()
-    assert isinstance(err, oss.exceptions.ServiceError), err
-    assert len(err.request_id) == 24
-    return err
 
 
 def _new_bucket(client: oss.Client, tag: str, storage_class: str | None = None,
@@ -66,7 +57,7 @@ def test_delete_empty_bucket_removes_it_whole(client: oss.Client, server_root: P
     listed = [b.name for page in client.list_buckets_paginator().iter_page(oss.ListBucketsRequest(prefix=name))
               for b in page.buckets or []]
     assert listed == []
-    err = _service_error(lambda: client.get_bucket_info(oss.GetBucketInfoRequest(bucket=name)))
+    err = service_error(lambda: client.get_bucket_info(oss.GetBucketInfoRequest(bucket=name)))
     assert (err.status_code, err.code) == (404, "NoSuchBucket")
     # the name is free again, and the new bucket starts from its own settings
     _new_bucket_named(client, name)
@@ -82,7 +73,7 @@ def _new_bucket_named(client: oss.Client, name: str) -> None:
 def test_delete_bucket_holding_an_object_is_refused(client: oss.Client) -> None:
     name = _new_bucket(client, "del-full")
     _put(client, name, "dir/photo.jpg", 10)
-    err = _service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket=name)))
+    err = service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket=name)))
     assert (err.status_code, err.code) == (409, "BucketNotEmpty")
     assert client.get_object(oss.GetObjectRequest(bucket=name, key="dir/photo.jpg")).body.read() == b"x" * 10
     client.delete_object(oss.DeleteObjectRequest(bucket=name, key="dir/photo.jpg"))
@@ -92,7 +83,7 @@ def test_delete_bucket_holding_an_object_is_refused(client: oss.Client) -> None:
 def test_delete_bucket_holding_a_directory_marker_is_refused(client: oss.Client) -> None:
     name = _new_bucket(client, "del-marker")
     _put(client, name, "folder/", 0)
-    err = _service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket=name)))
+    err = service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket=name)))
     assert (err.status_code, err.code) == (409, "BucketNotEmpty")
     client.delete_object(oss.DeleteObjectRequest(bucket=name, key="folder/"))
     assert client.delete_bucket(oss.DeleteBucketRequest(bucket=name)).status_code == 204
@@ -101,7 +92,7 @@ def test_delete_bucket_holding_a_directory_marker_is_refused(client: oss.Client)
 def test_delete_bucket_with_upload_in_progress_is_refused(client: oss.Client) -> None:
     name = _new_bucket(client, "del-upload")
     upload = client.initiate_multipart_upload(oss.InitiateMultipartUploadRequest(bucket=name, key="big.bin"))
-    err = _service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket=name)))
+    err = service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket=name)))
     assert (err.status_code, err.code) == (409, "BucketNotEmpty")
     client.abort_multipart_upload(oss.AbortMultipartUploadRequest(bucket=name, key="big.bin",
                                                                   upload_id=upload.upload_id))
@@ -115,13 +106,13 @@ def test_delete_bucket_holding_an_unlisted_file_is_refused(client: oss.Client, s
     (server_root / name / "sub").mkdir()
     os.mkfifo(server_root / name / "sub" / "pipe")
     assert client.list_objects_v2(oss.ListObjectsV2Request(bucket=name)).key_count == 0
-    err = _service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket=name)))
+    err = service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket=name)))
     assert (err.status_code, err.code) == (409, "BucketNotEmpty")
     assert (server_root / name / "sub" / "pipe").exists()
 
 
 def test_delete_missing_bucket(client: oss.Client) -> None:
-    err = _service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket=unique_bucket("del-none"))))
+    err = service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket=unique_bucket("del-none"))))
     assert (err.status_code, err.code, err.ec) == (404, "NoSuchBucket", "0015-00000101")
 
 
@@ -172,7 +163,7 @@ def test_stat_counts_every_class_exactly(client: oss.Client) -> None:
 
 
 def test_stat_of_missing_bucket(client: oss.Client) -> None:
-    err = _service_error(lambda: client.get_bucket_stat(oss.GetBucketStatRequest(bucket=unique_bucket("stat-x"))))
+    err = service_error(lambda: client.get_bucket_stat(oss.GetBucketStatRequest(bucket=unique_bucket("stat-x"))))
     assert (err.status_code, err.code) == (404, "NoSuchBucket")
 
 
@@ -228,7 +219,7 @@ def test_bad_create_configuration_creates_nothing(server: ServerProcess, server_
                                                   code: str) -> None:
     name = unique_bucket("bad-config")
     client = v2_client(server)
-    err = _service_error(lambda: client.invoke_operation(oss.OperationInput(
+    err = service_error(lambda: client.invoke_operation(oss.OperationInput(
         op_name="PutBucket", method="PUT", bucket=name, body=body)))
     assert (err.status_code, err.code) == (400, code)
     assert not (server_root / name).exists()
@@ -238,7 +229,7 @@ def test_recreating_an_owned_bucket_is_409_and_keeps_it(client: oss.Client) -> N
     """OSS: 409 BucketAlreadyExists when the bucket already exists (PutBucket "Error codes")."""
     name = _new_bucket(client, "again", "IA")
     _put(client, name, "kept", 4)
-    err = _service_error(lambda: client.put_bucket(oss.PutBucketRequest(
+    err = service_error(lambda: client.put_bucket(oss.PutBucketRequest(
         bucket=name, create_bucket_configuration=oss.CreateBucketConfiguration(storage_class="Archive"))))
     assert (err.status_code, err.code, err.ec) == (409, "BucketAlreadyExists", "0015-00000104")
     assert client.get_bucket_info(oss.GetBucketInfoRequest(bucket=name)).bucket_info.storage_class == "IA"
@@ -257,14 +248,14 @@ def test_missing_bucket_is_404_before_the_key_is_checked(server: ServerProcess, 
                      lambda c=client: c.get_object(oss.GetObjectRequest(bucket=missing, key="a.jpg")),
                      lambda c=client: c.get_bucket_acl(oss.GetBucketAclRequest(bucket=missing)),
                      lambda c=client: c.delete_bucket(oss.DeleteBucketRequest(bucket=missing))):
-            err = _service_error(call)
+            err = service_error(call)
             assert (err.status_code, err.code) == (404, "NoSuchBucket")
     # on a bucket that exists the signature is checked exactly as before
-    err = _service_error(lambda: bad_key.get_bucket_info(oss.GetBucketInfoRequest(bucket=BUCKET)))
+    err = service_error(lambda: bad_key.get_bucket_info(oss.GetBucketInfoRequest(bucket=BUCKET)))
     assert (err.status_code, err.code) == (403, "InvalidAccessKeyId")
-    err = _service_error(lambda: bad_secret.get_bucket_info(oss.GetBucketInfoRequest(bucket=BUCKET)))
+    err = service_error(lambda: bad_secret.get_bucket_info(oss.GetBucketInfoRequest(bucket=BUCKET)))
     assert (err.status_code, err.code) == (403, "SignatureDoesNotMatch")
-    err = _service_error(lambda: bad_key.get_bucket_acl(oss.GetBucketAclRequest(bucket=BUCKET)))
+    err = service_error(lambda: bad_key.get_bucket_acl(oss.GetBucketAclRequest(bucket=BUCKET)))
     assert (err.status_code, err.code) == (403, "InvalidAccessKeyId")
 
 
@@ -272,7 +263,7 @@ def test_creating_a_bucket_with_a_bad_key_is_403(server: ServerProcess, server_r
     """PutBucket's bucket is missing by definition: the key is what fails (the SDK suite's test_put_bucket_fail)."""
     name = unique_bucket("order-create")
     bad_key = v2_client(server, key_id="LTAI5tNOSUCHKEY0000")
-    err = _service_error(lambda: bad_key.put_bucket(oss.PutBucketRequest(
+    err = service_error(lambda: bad_key.put_bucket(oss.PutBucketRequest(
         bucket=name, acl="private", create_bucket_configuration=oss.CreateBucketConfiguration(storage_class="IA"))))
     assert (err.status_code, err.code) == (403, "InvalidAccessKeyId")
     assert not (server_root / name).exists()
@@ -285,9 +276,9 @@ def test_anonymous_request_on_missing_bucket_is_404(server: ServerProcess) -> No
 
 
 def test_unimplemented_operation_is_404_on_missing_bucket_and_501_on_existing(client: oss.Client) -> None:
-    err = _service_error(lambda: client.get_bucket_cors(oss.GetBucketCorsRequest(bucket=unique_bucket("cors"))))
+    err = service_error(lambda: client.get_bucket_cors(oss.GetBucketCorsRequest(bucket=unique_bucket("cors"))))
     assert (err.status_code, err.code) == (404, "NoSuchBucket")
-    err = _service_error(lambda: client.get_bucket_cors(oss.GetBucketCorsRequest(bucket=BUCKET)))
+    err = service_error(lambda: client.get_bucket_cors(oss.GetBucketCorsRequest(bucket=BUCKET)))
     assert (err.status_code, err.code) == (501, "NotImplemented")
 
 

@@ -22,21 +22,12 @@ from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from worker.server.launch import ServerProcess
 
 from .helpers import unique_bucket
-from .sdk_clients import oss2_bucket, v2_client
+from .sdk_clients import oss2_bucket, service_error, v2_client
 
 
 @pytest.fixture(params=["v4", "v1"])
 def client(server: ServerProcess, request: pytest.FixtureRequest) -> oss.Client:
     return v2_client(server, request.param)
-
-
-def _service_error(call) -> oss.exceptions.ServiceError:
-    with pytest.raises(oss.exceptions.OperationError) as info:
-        call()
-    err = info.value.unwrap()
-    assert isinstance(err, oss.exceptions.ServiceError), err
-    assert len(err.request_id) == 24
-    return err
 
 
 def _tagging(pairs: list[tuple[str, str]]) -> oss.Tagging:
@@ -159,7 +150,7 @@ def test_oss2_list_buckets_with_tag_params(server: ServerProcess, tagged: str) -
     {"tagging": '"env":1'},
 ])
 def test_list_buckets_refuses_bad_filters(client: oss.Client, tagged: str, filters: dict[str, str]) -> None:
-    err = _service_error(lambda: client.list_buckets(oss.ListBucketsRequest(prefix=tagged, **filters)))
+    err = service_error(lambda: client.list_buckets(oss.ListBucketsRequest(prefix=tagged, **filters)))
     assert (err.status_code, err.code) == (400, "InvalidArgument")
 
 
@@ -172,7 +163,7 @@ def test_list_buckets_refuses_bad_filters(client: oss.Client, tagged: str, filte
 ], ids=["put", "get", "delete"])
 def test_missing_bucket_is_404(client: oss.Client, server_root: Path, call) -> None:
     name = unique_bucket("tags-none")
-    err = _service_error(lambda: call(client, name))
+    err = service_error(lambda: call(client, name))
     assert (err.status_code, err.code) == (404, "NoSuchBucket")
     assert not (server_root / name).exists()
 
@@ -193,7 +184,7 @@ def test_invalid_tags_are_400_and_keep_the_old_ones(client: oss.Client, pairs: l
                                                      ec: str | None) -> None:
     name = _new_bucket(client, "bad-tags")
     _put(client, name, [("kept", "yes")])
-    err = _service_error(lambda: _put(client, name, pairs))
+    err = service_error(lambda: _put(client, name, pairs))
     assert (err.status_code, err.code) == (400, "InvalidTag")
     if ec:
         assert err.ec == ec
@@ -205,7 +196,7 @@ def test_invalid_tags_are_400_and_keep_the_old_ones(client: oss.Client, pairs: l
 ])
 def test_malformed_body_is_400_malformed_xml(client: oss.Client, body: bytes) -> None:
     name = _new_bucket(client, "bad-xml")
-    err = _service_error(lambda: client.invoke_operation(oss.OperationInput(
+    err = service_error(lambda: client.invoke_operation(oss.OperationInput(
         op_name="PutBucketTags", method="PUT", bucket=name, parameters={"tagging": ""}, body=body)))
     assert (err.status_code, err.code) == (400, "MalformedXML")
     assert _get(client, name) == []
@@ -214,6 +205,6 @@ def test_malformed_body_is_400_malformed_xml(client: oss.Client, body: bytes) ->
 def test_a_flood_of_elements_stops_parsing(client: oss.Client) -> None:
     name = _new_bucket(client, "flood")
     body = b"<Tagging><TagSet>" + b"<Tag><Key>k</Key></Tag>" * 2000 + b"</TagSet></Tagging>"
-    err = _service_error(lambda: client.invoke_operation(oss.OperationInput(
+    err = service_error(lambda: client.invoke_operation(oss.OperationInput(
         op_name="PutBucketTags", method="PUT", bucket=name, parameters={"tagging": ""}, body=body)))
     assert (err.status_code, err.code) == (400, "InvalidTag")

@@ -280,15 +280,20 @@ def _failures(audit: AuditColumns, limit: int) -> list[FailureGroup]:
     if not table.num_rows:
         return []
     table = table.append_column("group", pc.fill_null(table["error_code"], "(no code)"))
+    # One stable sort puts each group's rows together in file order; a group is then a slice.
+    table = table.take(pc.sort_indices(table, sort_keys=[("status", "ascending"), ("group", "ascending")]))
     counts = table.group_by(["status", "group"]).aggregate([("key", "count")]).to_pylist()
+    starts, offset = {}, 0
+    for group in sorted(counts, key=lambda g: (g["status"].encode(), g["group"].encode())):  # Arrow's byte order
+        starts[(group["status"], group["group"])] = offset
+        offset += group["key_count"]
     counts.sort(key=lambda g: (-g["key_count"], g["status"], g["group"]))
     groups = []
     budget = max(limit, FAILURE_ROWS)  # over every group: hundreds of error codes must not make the page MBs
     for group in counts:
-        members = table.filter(pc.and_(pc.equal(table["status"], group["status"]),
-                                       pc.equal(table["group"], group["group"])))
-        rows = members.slice(0, min(limit, budget)).select(["bucket", "key", "http_status",
-                                                            "error_message"]).to_pylist()
+        shown = min(limit, budget, group["key_count"])
+        rows = (table.slice(starts[(group["status"], group["group"])], shown)
+                .select(["bucket", "key", "http_status", "error_message"]).to_pylist()) if shown else []
         budget -= len(rows)
         groups.append(FailureGroup(group["status"], group["group"], group["key_count"], rows))
     return groups

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from xml.etree import ElementTree
 
+from ..results.atomic import fsync_path
 from . import sigv1, sigv4
 from .addressing import resolve
 from .errors import OSSError
@@ -207,7 +208,7 @@ def delete_bucket(store: LocalStore, uploads: MultipartStore, bucket: str) -> No
                            None, {"BucketName": bucket})
         trash.mkdir(parents=True, exist_ok=True)
         os.rename(path, trash / f"{bucket}.{uuid.uuid4().hex}")
-        _fsync_dir(store.root)
+        fsync_path(store.root, directory=True)
     store._invalidate(path)
     for leftover in os.scandir(trash):  # this one, and any a crash left
         with contextlib.suppress(OSError):
@@ -225,14 +226,6 @@ def _holds_files(path: Path) -> bool:
         if files or any(os.path.islink(os.path.join(top, name)) for name in dirs):
             return True
     return False
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- which check comes first -------------------------------------------------------------------

@@ -49,6 +49,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import BinaryIO
 
+from ..results.atomic import fsync_path
 from .checksums import ObjectDigest
 from .errors import OSSError
 from .keys import RESERVED_DIR, validate_key
@@ -124,14 +125,6 @@ class PartMeta:
 
     def describes(self, st: os.stat_result) -> bool:
         return (st.st_ino, st.st_size, st.st_mtime_ns) == (self.ino, self.size, self.mtime_ns)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_json(path: Path, data: dict, durable: bool = True) -> None:
@@ -210,9 +203,9 @@ class MultipartStore:
         staging = root / f".new-{upload_id}"
         (staging / "parts").mkdir(parents=True)
         _write_json(staging / "upload.json", asdict(upload))
-        _fsync_dir(staging)
+        fsync_path(staging, directory=True)
         os.rename(staging, root / upload_id)
-        _fsync_dir(root)
+        fsync_path(root, directory=True)
         return upload
 
     def get(self, bucket: str, key: str, upload_id: str) -> tuple[Upload, Path]:
@@ -239,7 +232,7 @@ class MultipartStore:
             part = PartMeta(number, digest.size, digest.md5_bytes.hex(), digest.crc64, st.st_mtime_ns, st.st_ino)
             data_path = upload_dir / "parts" / f"{number:05d}"
             os.replace(tmp_path, data_path)
-            _fsync_dir(data_path.parent)
+            fsync_path(data_path.parent, directory=True)
             _write_json(data_path.with_name(f"{data_path.name}.json"), asdict(part), durable=False)
         return part
 
@@ -272,7 +265,7 @@ class MultipartStore:
             os.rename(upload_dir, gone)
         except FileNotFoundError:
             raise no_such_upload(upload_id) from None
-        _fsync_dir(upload_dir.parent)
+        fsync_path(upload_dir.parent, directory=True)
         shutil.rmtree(gone, ignore_errors=True)
 
     def complete(self, bucket: str, key: str, upload_id: str, chosen: list[tuple[int, str]] | None,

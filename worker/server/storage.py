@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..results.atomic import fsync_path
 from .checksums import ObjectDigest
 from .errors import OSSError
 from .key_walk import KeyWalker, SkipCursor, resolve_inside
@@ -308,7 +309,7 @@ class LocalStore:
             if not key.endswith("/"):
                 os.replace(pending._tmp_path, data_path)
         if not key.endswith("/"):
-            _fsync_dir(data_path.parent)
+            fsync_path(data_path.parent, directory=True)
         self._invalidate(data_path.parent)
         return meta
 
@@ -485,11 +486,3 @@ def _exists_not_dir(path: Path) -> bool:
 def _guess_type(key: str) -> str:
     guessed, _ = mimetypes.guess_type(key, strict=False)
     return guessed or "application/octet-stream"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
