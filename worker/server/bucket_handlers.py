@@ -23,7 +23,7 @@ from .errors import OSSError
 from .listing import ListPage, decode_token, list_page, parse_max_keys
 from .xmlparse import parse_bounded
 
-__all__ = ["BucketHandlers", "LIST_BUCKETS_PARAMS", "MAX_DELETE_BODY", "xml_response"]
+__all__ = ["BucketHandlers", "LIST_BUCKETS_PARAMS", "MAX_DELETE_BODY"]
 
 #: OSS deletes at most 1,000 objects per DeleteMultipleObjects request
 #: (https://www.alibabacloud.com/help/en/oss/developer-reference/deletemultipleobjects).
@@ -40,11 +40,8 @@ LIST_BUCKETS_PARAMS = frozenset({"prefix", "marker", "max-keys", "resource-group
                                  "tagging"})
 
 
-def xml_response(body: bytes, status: int = 200) -> web.Response:
+def _xml(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/xml")
-
-
-_xml = xml_response
 
 
 class BucketHandlers:
